@@ -1,0 +1,116 @@
+"""The exceptions of mcpconnect: one root, :class:`McpConnectError`.
+
+Everything :func:`mcpconnect.connect` raises on purpose derives from it; exceptions from
+urllib3, cattrs or :mod:`json` are translated at the boundary and chained with ``from``.
+Leaf classes are also builtins where that helps (``ConnectTimeoutError`` is a
+``TimeoutError``, ``ConfigError`` a ``ValueError``), in the manner of urllib3.
+
+This module imports nothing but the standard library, so the SSE decoder can use it.
+No message built here ever contains an API key or token.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConnectCancelledError",
+    "ConnectTimeoutError",
+    "ConnectionFailedError",
+    "McpConnectError",
+    "MissingApiKeyError",
+    "MissingAuthorizationUrlError",
+    "ProtocolError",
+    "ServerError",
+    "StreamEndedError",
+    "TransportError",
+]
+
+
+class McpConnectError(Exception):
+    """Base class of every error mcpconnect raises."""
+
+
+class ConfigError(McpConnectError, ValueError):
+    """A configuration value is invalid: a bad ``McpConnectConfig`` field, a bad time
+    limit, an unreadable or malformed settings file."""
+
+
+class MissingApiKeyError(ConfigError):
+    """No API key from the argument, ``LETTA_API_KEY``, or the settings file.
+
+    Raised before any request is made.
+    """
+
+    def __init__(self, message: str = "Missing LETTA_API_KEY") -> None:
+        super().__init__(message)
+
+
+class ConnectionFailedError(McpConnectError):
+    """The server answered with a status that is not 2xx.
+
+    ``status`` is the HTTP status; ``body`` the start of the response body (bounded).
+    """
+
+    def __init__(self, status: int, body: str, message: str | None = None) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(message or f"Connection failed ({status}): {body}")
+
+
+class ServerError(McpConnectError):
+    """The stream reported an error: an ``error`` event, or an SSE ``event: error`` frame.
+
+    ``message`` is the server's message; ``event`` the :class:`~mcpconnect.McpOauthEvent`
+    that carried it (``None`` when there was none).
+    """
+
+    def __init__(self, message: str, event: object | None = None) -> None:
+        self.message = message
+        self.event = event
+        super().__init__(message)
+
+
+class MissingAuthorizationUrlError(ServerError):
+    """The server asked for OAuth and went on to ``waiting_for_auth`` without ever sending
+    an ``authorization_url``: nobody can authorize, and the server would wait in silence.
+
+    Letta does this when the MCP server answers 404, usually a wrong ``server_url`` path.
+    """
+
+
+class StreamEndedError(McpConnectError):
+    """The response body ended before ``success`` or ``error``. ``state`` says where."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+        super().__init__(
+            f"Stream ended unexpectedly without success or error (in state {state})"
+        )
+
+
+class ProtocolError(McpConnectError):
+    """The response cannot be understood: not an event stream, a line or event over the
+    size limit, a ``success`` whose tools do not structure."""
+
+
+class TransportError(McpConnectError):
+    """The network failed: connection refused or reset, TLS failure, truncated body."""
+
+
+class ConnectTimeoutError(McpConnectError, TimeoutError):
+    """A time limit ran out. ``limit`` names it (``"connect"``, ``"read"``,
+    ``"authorization"``, ``"total"``), ``seconds`` its value, ``state`` the flow's state."""
+
+    def __init__(self, limit: str, seconds: float, state: str, message: str) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self.state = state
+        super().__init__(message)
+
+
+class ConnectCancelledError(McpConnectError):
+    """The caller's ``cancel`` event was set. ``state`` is the flow's state then."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+        super().__init__(f"Connect cancelled (in state {state})")
