@@ -30,6 +30,8 @@ This module imports only the standard library and attrs; it does no I/O.
 
 from __future__ import annotations
 
+import contextlib
+
 import attrs
 
 from .errors import ProtocolError
@@ -190,8 +192,10 @@ class SSEDecoder:
             if value[:1] == " ":
                 value = value[1:]
             if name == "data":
-                self._data_size += len(value) + 1
-                if self._data_size > self._max_event:
+                # The event's data is these values joined with "\n": count each value's
+                # UTF-8 size plus one, and allow one more for the first line's missing "\n".
+                self._data_size += (len(value) if value.isascii() else len(value.encode())) + 1
+                if self._data_size > self._max_event + 1:
                     raise ProtocolError(
                         f"SSE event data longer than max_event_bytes ({self._max_event})"
                     )
@@ -203,7 +207,9 @@ class SSEDecoder:
                     self._last_id = value
             elif name == "retry":
                 if value.isascii() and value.isdigit():
-                    self._retry = int(value)
+                    # int() refuses over sys.get_int_max_str_digits() digits: ignore those.
+                    with contextlib.suppress(ValueError):
+                        self._retry = int(value)
             elif self._bare_json and name[:1] == "{":
                 # A bare JSON line (no "data:" field): the TypeScript original reads these.
                 events.append(ServerSentEvent("message", line, self._last_id, None))
