@@ -1,0 +1,145 @@
+"""Bounded waits and cancellation for blocking reads, from one shared daemon thread.
+
+A connect blocks in a read while the server is silent. ``threading.Event`` has no callbacks and
+a socket read cannot watch one, so a single watchdog thread looks at every running connect
+every few milliseconds. When a connect's ``cancel`` is set, or one of its limits runs out, the
+watchdog records why and closes the connect's response from its own thread; the blocked read
+then ends, and the connect raises the recorded reason instead of the read's error. The thread
+runs only while some connect is being watched.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Protocol
+
+from ._timeouts import Timeouts
+from .errors import ConnectCancelledError, ConnectTimeoutError, McpConnectError
+
+__all__ = ["Watch"]
+
+log = logging.getLogger("mcpconnect")
+
+POLL_SECONDS = 0.01
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+class Watch:
+    """The limits of one connect. The connect thread updates ``state``, :meth:`activity`
+    and :meth:`waiting`; the watchdog thread reads them."""
+
+    def __init__(self, timeouts: Timeouts, cancel: threading.Event | None) -> None:
+        now = time.monotonic()
+        self.timeouts = timeouts
+        self.cancel = cancel
+        self.state = "started"
+        self.started = now
+        self.last_data = now
+        self.waiting_since: float | None = None
+        self.reason: McpConnectError | None = None
+        self._target: _Closable | None = None
+
+    # --- called by the connect thread ----------------------------------------------------
+
+    def activity(self) -> None:
+        """Bytes arrived."""
+        self.last_data = time.monotonic()
+
+    def waiting(self, waiting: bool) -> None:
+        """The flow entered (or left) ``waiting_for_auth``."""
+        self.waiting_since = time.monotonic() if waiting else None
+
+    def attach(self, target: _Closable) -> None:
+        """Watch ``target``: close it when a limit runs out or ``cancel`` is set."""
+        self._target = target
+        _WATCHDOG.add(self)
+
+    def detach(self) -> None:
+        _WATCHDOG.remove(self)
+        self._target = None
+
+    def remaining_total(self) -> float | None:
+        total = self.timeouts.total
+        return None if total is None else total - (time.monotonic() - self.started)
+
+    def check(self) -> McpConnectError | None:
+        """Why this connect must stop now, or ``None``. Also the watchdog's test."""
+        if self.reason is not None:
+            return self.reason
+        if self.cancel is not None and self.cancel.is_set():
+            return ConnectCancelledError(self.state)
+        now = time.monotonic()
+        t = self.timeouts
+        if t.total is not None and now - self.started >= t.total:
+            return ConnectTimeoutError(
+                "total", t.total, self.state,
+                f"the connect took longer than its total limit of {t.total:g} s "
+                f"(in state {self.state})",
+            )
+        if self.waiting_since is not None:
+            if t.authorization is not None and now - self.waiting_since >= t.authorization:
+                return ConnectTimeoutError(
+                    "authorization", t.authorization, self.state,
+                    f"no authorization after {t.authorization:g} s while {self.state}",
+                )
+        elif t.read is not None and now - self.last_data >= t.read:
+            return ConnectTimeoutError(
+                "read", t.read, self.state,
+                f"the server sent nothing for {t.read:g} s (in state {self.state})",
+            )
+        return None
+
+    # --- called by the watchdog thread ---------------------------------------------------
+
+    def _fire(self) -> bool:
+        reason = self.check()
+        if reason is None:
+            return False
+        self.reason = reason
+        target = self._target
+        if target is not None:
+            try:
+                target.close()
+            except Exception:  # a transport's close() must not kill the watchdog
+                log.debug("closing a response failed", exc_info=True)
+        return True
+
+
+class _Watchdog:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watches: set[Watch] = set()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: Watch) -> None:
+        with self._lock:
+            self._watches.add(watch)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="mcpconnect-watchdog", daemon=True
+                )
+                self._thread.start()
+
+    def remove(self, watch: Watch) -> None:
+        with self._lock:
+            self._watches.discard(watch)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._watches:
+                    self._thread = None
+                    return
+                watches = list(self._watches)
+            for watch in watches:
+                if watch._fire():
+                    self.remove(watch)
+            time.sleep(POLL_SECONDS)
+
+
+_WATCHDOG = _Watchdog()

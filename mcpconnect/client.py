@@ -1,0 +1,382 @@
+"""The blocking entry points: :class:`Client`, :func:`connect` and :func:`stream_events`.
+
+They resolve the settings, build the request, and pump the response's chunks through the
+SSE decoder and the connect flow, with every wait bounded (see :mod:`mcpconnect._watchdog`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import urllib.parse
+from collections.abc import Callable, Generator, Iterator, Mapping
+from types import TracebackType
+from typing import Any
+
+import attrs
+
+from ._settings import _Settings, resolve_api_key, resolve_base_url
+from ._timeouts import Timeouts
+from ._version import __version__
+from ._watchdog import Watch
+from .errors import (
+    ConfigError,
+    ConnectionFailedError,
+    McpConnectError,
+    ProtocolError,
+    StreamEndedError,
+    TransportError,
+)
+from .flow import ConnectFlow
+from .models import ConnectState, McpConnectConfig, McpOauthEvent, McpTool
+from .sse import SSEDecoder
+from .transports._base import Request, Response, Transport, header, where
+
+__all__ = ["Client", "EventStream", "connect", "stream_events"]
+
+log = logging.getLogger("mcpconnect")
+
+CONNECT_PATH = "/v1/tools/mcp/servers/connect"
+CONNECT_SERVER_PATH = "/v1/mcp-servers/connect/"
+MAX_ERROR_BODY = 64 * 1024
+
+OnEvent = Callable[[McpOauthEvent], object]
+ConfigLike = McpConnectConfig | Mapping[str, Any]
+TimeoutLike = Timeouts | float | None
+
+
+def _as_config(config: ConfigLike) -> McpConnectConfig:
+    if isinstance(config, McpConnectConfig):
+        return config
+    if isinstance(config, Mapping):
+        return McpConnectConfig.from_dict(config)
+    raise ConfigError(
+        f"config must be a McpConnectConfig or a mapping, got {type(config).__name__}"
+    )
+
+
+class EventStream(Iterator[McpOauthEvent]):
+    """The events of one connect, as they arrive. Iterating ends after ``success`` (then
+    :attr:`tools` holds the tools) and raises on everything else, as :func:`connect` does.
+
+    Closing it (``close()``, leaving a ``with`` block, or dropping it) closes the connection,
+    also when the caller stops early.
+    """
+
+    def __init__(
+        self,
+        events: Generator[McpOauthEvent, None, list[McpTool]],
+        on_close: Callable[[], object] | None = None,
+    ) -> None:
+        self._events = events
+        self._on_close = on_close
+        self.tools: list[McpTool] | None = None
+
+    def __iter__(self) -> EventStream:
+        return self
+
+    def __next__(self) -> McpOauthEvent:
+        try:
+            return next(self._events)
+        except StopIteration as stop:
+            self.tools = stop.value
+            self.close()
+            raise StopIteration from None
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection. Idempotent."""
+        self._events.close()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class Client:
+    """A connection to one Letta server; thread-safe, so one may serve many threads.
+
+    ``base_url`` and ``api_key`` default to the environment and the settings file (see
+    :func:`~mcpconnect._settings.resolve_base_url`); a missing key raises
+    :class:`~mcpconnect.MissingApiKeyError` here, before any request. ``transport`` defaults
+    to a :class:`~mcpconnect.transports.Urllib3Transport`, closed with the client.
+    ``timeout`` is a :class:`~mcpconnect.Timeouts` (or a number: the total limit).
+    ``source`` is sent as ``X-Letta-Source`` (the server picks the OAuth redirect by it).
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        transport: Transport | None = None,
+        timeout: TimeoutLike = None,
+        settings_path: str | os.PathLike[str] | None = None,
+        source: str | None = "letta-code",
+        user_agent: str | None = None,
+    ) -> None:
+        settings = _Settings(settings_path)
+        self.base_url = resolve_base_url(base_url, _settings=settings)
+        self._api_key = resolve_api_key(api_key, _settings=settings)
+        self.timeouts = Timeouts.coerce(timeout)
+        if transport is None:
+            from .transports._urllib3 import Urllib3Transport
+
+            self._transport: Transport = Urllib3Transport()
+            self._owns_transport = True
+        else:
+            self._transport = transport
+            self._owns_transport = False
+        self._headers = {
+            "Accept": "text/event-stream",
+            "Authorization": f"Bearer {self._api_key}",
+            "User-Agent": user_agent or f"mcpconnect/{__version__}",
+        }
+        if source:
+            self._headers["X-Letta-Source"] = source
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={self.base_url!r}, transport={type(self._transport).__name__})"
+
+    def close(self) -> None:
+        """Close the transport if the client made it."""
+        if self._owns_transport:
+            self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- the flows -------------------------------------------------------------------------
+
+    def connect(
+        self,
+        config: ConfigLike,
+        *,
+        on_event: OnEvent | None = None,
+        cancel: threading.Event | None = None,
+        timeout: TimeoutLike = None,
+    ) -> list[McpTool]:
+        """Connect the MCP server ``config`` and return its tools.
+
+        ``on_event`` is called with every event, in order, as it arrives; show the user the
+        ``url`` of the ``authorization_url`` event. An exception it raises propagates
+        unchanged (the connection is closed first). Setting ``cancel`` from another thread
+        stops the connect promptly. Raises a :class:`~mcpconnect.McpConnectError` subclass
+        for everything that goes wrong (see the error table in the README).
+        """
+        return _drain(self.stream_events(config, cancel=cancel, timeout=timeout), on_event)
+
+    def stream_events(
+        self,
+        config: ConfigLike,
+        *,
+        cancel: threading.Event | None = None,
+        timeout: TimeoutLike = None,
+    ) -> EventStream:
+        """The same flow as :meth:`connect`, as an iterator of events (see
+        :class:`EventStream`). Invalid configs raise here; everything else while iterating."""
+        body = json.dumps(_as_config(config).to_dict()).encode()
+        headers = {**self._headers, "Content-Type": "application/json"}
+        request = Request("POST", self.base_url + CONNECT_PATH, headers, body)
+        return self._stream(request, cancel, timeout)
+
+    def connect_server(
+        self,
+        mcp_server_id: str,
+        *,
+        on_event: OnEvent | None = None,
+        cancel: threading.Event | None = None,
+        timeout: TimeoutLike = None,
+    ) -> list[McpTool]:
+        """Reconnect an MCP server Letta already knows, by id
+        (``GET /v1/mcp-servers/connect/{id}``); otherwise as :meth:`connect`."""
+        events = self.stream_server_events(mcp_server_id, cancel=cancel, timeout=timeout)
+        return _drain(events, on_event)
+
+    def stream_server_events(
+        self,
+        mcp_server_id: str,
+        *,
+        cancel: threading.Event | None = None,
+        timeout: TimeoutLike = None,
+    ) -> EventStream:
+        """:meth:`connect_server` as an iterator of events."""
+        if not isinstance(mcp_server_id, str) or not mcp_server_id:
+            raise ConfigError(f"mcp_server_id must be a non-empty string, got {mcp_server_id!r}")
+        url = self.base_url + CONNECT_SERVER_PATH + urllib.parse.quote(mcp_server_id, safe="")
+        return self._stream(Request("GET", url, dict(self._headers)), cancel, timeout)
+
+    def _stream(
+        self, request: Request, cancel: threading.Event | None, timeout: TimeoutLike
+    ) -> EventStream:
+        timeouts = Timeouts.coerce(timeout, self.timeouts)
+        return EventStream(_run(self._transport, request, timeouts, cancel))
+
+
+def _drain(events: EventStream, on_event: OnEvent | None) -> list[McpTool]:
+    with events:
+        for event in events:
+            if on_event is not None:
+                on_event(event)
+    assert events.tools is not None  # the stream ends only after success
+    return events.tools
+
+
+def _run(
+    transport: Transport, request: Request, timeouts: Timeouts, cancel: threading.Event | None
+) -> Generator[McpOauthEvent, None, list[McpTool]]:
+    """The read loop: one request, its chunks through the decoder and the flow."""
+    watch = Watch(timeouts, cancel)
+    stopped = watch.check()
+    if stopped is not None:
+        raise stopped
+    log.debug("%s %s", request.method, request.url)
+    try:
+        response = transport.send(request, _send_timeouts(timeouts))
+    except OSError as exc:
+        raise TransportError(f"cannot reach {where(request.url)}: {exc}") from exc
+    watch.attach(response)
+    try:
+        flow = ConnectFlow()
+        try:
+            _check_response(response)
+            decoder = SSEDecoder(bare_json_lines=True)
+            for chunk in response.iter_chunks():
+                watch.activity()
+                for sse in decoder.feed(chunk):
+                    event = flow.receive(sse)
+                    if event is None:
+                        continue
+                    watch.state = flow.state.value
+                    watch.waiting(flow.state is ConnectState.WAITING_FOR_AUTH)
+                    yield event
+                    if flow.done:
+                        return flow.result()
+                    watch.activity()  # time spent in the caller is not the server's silence
+            decoder.close()
+        except (McpConnectError, OSError) as exc:
+            stopped = watch.reason or watch.check()
+            if stopped is not None:
+                raise stopped from exc
+            if isinstance(exc, OSError):
+                raise TransportError(f"the connection broke: {exc}") from exc
+            raise
+        if watch.reason is not None:
+            raise watch.reason
+        raise StreamEndedError(flow.state.value)
+    finally:
+        watch.detach()
+        response.close()
+
+
+def _send_timeouts(timeouts: Timeouts) -> Timeouts:
+    """The limits for opening the request: connect and read within the total."""
+    total = timeouts.total
+    if total is None:
+        return timeouts
+    return attrs.evolve(
+        timeouts,
+        connect=min(total, timeouts.connect or total),
+        read=min(total, timeouts.read or total),
+    )
+
+
+def _read_bounded(response: Response, limit: int) -> bytes:
+    body = bytearray()
+    for chunk in response.iter_chunks():
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])
+
+
+def _check_response(response: Response) -> None:
+    status = response.status
+    if not 200 <= status < 300:
+        body = _read_bounded(response, MAX_ERROR_BODY).decode("utf-8", "replace")
+        location = header(response.headers, "location")
+        if 300 <= status < 400 and location:
+            raise ConnectionFailedError(
+                status, body,
+                f"Connection failed ({status}): redirected to {location}; "
+                "redirects are not followed, so that the API key stays with the server",
+            )
+        raise ConnectionFailedError(status, body)
+    content_type = header(response.headers, "content-type")
+    if content_type is not None and "text/event-stream" not in content_type.lower():
+        preview = _read_bounded(response, 200).decode("utf-8", "replace")
+        raise ProtocolError(
+            f"expected an event stream, got {content_type!r}: {preview!r}"
+        )
+
+
+def connect(
+    config: ConfigLike,
+    *,
+    on_event: OnEvent | None = None,
+    cancel: threading.Event | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    transport: Transport | None = None,
+    timeout: TimeoutLike = None,
+    settings_path: str | os.PathLike[str] | None = None,
+) -> list[McpTool]:
+    """Connect the MCP server ``config`` to the Letta server and return its tools.
+
+    A one-shot :meth:`Client.connect`: see there for ``on_event``, ``cancel`` and ``timeout``,
+    and :class:`Client` for ``base_url``, ``api_key``, ``transport`` and ``settings_path``.
+    """
+    with Client(
+        base_url=base_url,
+        api_key=api_key,
+        transport=transport,
+        timeout=timeout,
+        settings_path=settings_path,
+    ) as client:
+        return client.connect(config, on_event=on_event, cancel=cancel)
+
+
+def stream_events(
+    config: ConfigLike,
+    *,
+    cancel: threading.Event | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    transport: Transport | None = None,
+    timeout: TimeoutLike = None,
+    settings_path: str | os.PathLike[str] | None = None,
+) -> EventStream:
+    """A one-shot :meth:`Client.stream_events`. Closing the stream closes its client."""
+    client = Client(
+        base_url=base_url,
+        api_key=api_key,
+        transport=transport,
+        timeout=timeout,
+        settings_path=settings_path,
+    )
+    try:
+        body = client.stream_events(config, cancel=cancel)
+    except BaseException:
+        client.close()
+        raise
+    return EventStream(body._events, on_close=client.close)

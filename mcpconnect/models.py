@@ -1,0 +1,290 @@
+"""The typed values of mcpconnect: the config it posts, the events and tools it reads.
+
+Wire JSON is turned into these classes by one private :class:`cattrs.Converter` whose hooks are
+registered once, at import (see :func:`structure_event`). Unknown keys are kept in ``extra``,
+never dropped, and unknown event types stay plain strings: the server may grow.
+"""
+
+from __future__ import annotations
+
+import enum
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+import cattrs
+from cattrs.cols import list_structure_factory
+from cattrs.gen import make_dict_structure_fn, override
+
+from .errors import ConfigError, ProtocolError
+
+__all__ = [
+    "ConnectState",
+    "McpConnectConfig",
+    "McpOauthEvent",
+    "McpTool",
+    "OauthStreamEvent",
+    "structure_event",
+]
+
+JsonObject = dict[str, Any]
+
+
+class OauthStreamEvent(str, enum.Enum):
+    """The ``event`` values Letta sends on the connect stream."""
+
+    CONNECTION_ATTEMPT = "connection_attempt"
+    SUCCESS = "success"
+    ERROR = "error"
+    OAUTH_REQUIRED = "oauth_required"
+    AUTHORIZATION_URL = "authorization_url"
+    WAITING_FOR_AUTH = "waiting_for_auth"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ConnectState(str, enum.Enum):
+    """Where a connect flow is. ``SUCCESS`` and ``ERROR`` are terminal."""
+
+    STARTED = "started"
+    CONNECTION_ATTEMPT = "connection_attempt"
+    OAUTH_REQUIRED = "oauth_required"
+    AUTHORIZATION_URL = "authorization_url"
+    WAITING_FOR_AUTH = "waiting_for_auth"
+    SUCCESS = "success"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _check_name(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{attribute.name} must be a non-empty string, got {value!r}")
+
+
+def _check_type(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if value not in ("sse", "streamable_http"):
+        raise ConfigError(f"type must be 'sse' or 'streamable_http', got {value!r}")
+
+
+def _check_url(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"server_url must be a string, got {type(value).__name__}")
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError as exc:
+        raise ConfigError(f"server_url is not a valid URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"server_url must be an absolute http(s) URL, got {value!r}")
+
+
+def _check_optional_str(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{attribute.name} must be a string or None")
+
+
+def _check_headers(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError("custom_headers must be a mapping of str to str")
+    for k, v in value.items():
+        if not k or any(c in k + v for c in "\r\n\x00"):
+            raise ConfigError(f"custom_headers has an invalid header {k!r}")
+
+
+def _frozen_headers(value: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    return None if value is None else dict(value)
+
+
+@attrs.frozen(kw_only=True)
+class McpConnectConfig:
+    """The MCP server to connect: what is posted to ``/v1/tools/mcp/servers/connect``.
+
+    Invalid values raise :class:`~mcpconnect.ConfigError` (a ``ValueError``) here, at
+    construction. ``auth_token`` never shows in ``repr``.
+    """
+
+    server_name: str = attrs.field(validator=_check_name)
+    type: Literal["sse", "streamable_http"] = attrs.field(validator=_check_type)
+    server_url: str = attrs.field(validator=_check_url)
+    auth_header: str | None = attrs.field(default=None, validator=_check_optional_str)
+    auth_token: str | None = attrs.field(
+        default=None, validator=_check_optional_str, repr=lambda v: "None" if v is None else "'***'"
+    )
+    custom_headers: Mapping[str, str] | None = attrs.field(
+        default=None,
+        converter=_frozen_headers,
+        validator=_check_headers,
+        repr=lambda v: "None" if v is None else repr(sorted(v)),
+    )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> McpConnectConfig:
+        """Build a config from a mapping in the wire's shape (what the original posts).
+
+        Unknown keys and wrong types raise :class:`~mcpconnect.ConfigError`.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"config must be a mapping, got {type(data).__name__}")
+        known = {a.name for a in attrs.fields(cls)}
+        unknown = sorted(str(k) for k in data if k not in known)
+        if unknown:
+            raise ConfigError(f"config has unknown keys: {', '.join(unknown)}")
+        missing = sorted(
+            a.name for a in attrs.fields(cls) if a.default is attrs.NOTHING and a.name not in data
+        )
+        if missing:
+            raise ConfigError(f"config is missing: {', '.join(missing)}")
+        return cls(**data)
+
+    def to_dict(self) -> JsonObject:
+        """The wire form: no key for a value that is ``None``."""
+        out: JsonObject = {}
+        for a in attrs.fields(type(self)):
+            value = getattr(self, a.name)
+            if value is not None:
+                out[a.name] = dict(value) if a.name == "custom_headers" else value
+        return out
+
+
+@attrs.frozen(kw_only=True)
+class McpTool:
+    """One tool of the MCP server. ``input_schema``/``output_schema`` are ``inputSchema``/
+    ``outputSchema`` on the wire; keys this version does not know are kept in ``extra``."""
+
+    name: str
+    title: str | None = None
+    description: str | None = None
+    input_schema: JsonObject | None = None
+    output_schema: JsonObject | None = None
+    annotations: JsonObject | None = None
+    meta: JsonObject | None = None
+    extra: JsonObject = attrs.field(factory=dict, repr=False)
+
+    def to_dict(self) -> JsonObject:
+        """The wire form, with the wire's key names, ``extra`` keys included."""
+        return _unstructure_tool(self)
+
+
+@attrs.frozen(kw_only=True)
+class McpOauthEvent:
+    """One event of the connect stream.
+
+    ``event`` is an :class:`OauthStreamEvent`, or the raw string for a type this version
+    does not know. ``tools`` is set on ``success``; ``url`` and ``session_id`` on
+    ``authorization_url``; ``message`` on informational and ``error`` events. Keys this version
+    does not know are kept in ``extra``.
+    """
+
+    event: OauthStreamEvent | str
+    url: str | None = None
+    session_id: str | None = None
+    tools: list[McpTool] | None = None
+    message: str | None = None
+    server_name: str | None = None
+    extra: JsonObject = attrs.field(factory=dict, repr=False)
+
+
+# --- the private converter --------------------------------------------------------------
+
+_converter = cattrs.Converter(detailed_validation=True)
+
+
+def _structure_str(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _structure_object(value: Any, _: type) -> JsonObject:
+    # Schemas stay the JSON the server sent: checked to be an object, never walked.
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _structure_event_type(value: Any, _: type) -> OauthStreamEvent | str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    try:
+        return OauthStreamEvent(value)
+    except ValueError:
+        return value
+
+
+_converter.register_structure_hook(str, _structure_str)
+_converter.register_structure_hook_func(lambda t: t == JsonObject, _structure_object)
+_converter.register_structure_hook_func(
+    lambda t: t == (OauthStreamEvent | str), _structure_event_type
+)
+
+
+
+_TOOL_WIRE_NAMES = {"input_schema": "inputSchema", "output_schema": "outputSchema"}
+
+
+def _with_extra(cls: type[Any], **renames: str) -> Any:
+    """A structure hook for ``cls`` that renames fields and keeps unknown keys in ``extra``."""
+    overrides: dict[str, Any] = {name: override(rename=wire) for name, wire in renames.items()}
+    overrides["extra"] = override(omit=True)
+    base = make_dict_structure_fn(cls, _converter, **overrides)
+    known = frozenset(renames.get(a.name, a.name) for a in attrs.fields(cls) if a.name != "extra")
+
+    def structure(value: Any, _: type) -> Any:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, got {type(value).__name__}")
+        obj = base(value, cls)
+        if len(value) > len(known) or not known.issuperset(value):
+            unknown = {k: v for k, v in value.items() if k not in known}
+            if unknown:
+                obj = attrs.evolve(obj, extra=unknown)
+        return obj
+
+    return structure
+
+
+_converter.register_structure_hook(McpTool, _with_extra(McpTool, **_TOOL_WIRE_NAMES))
+_tools_hook = list_structure_factory(list[McpTool], _converter)
+
+
+def _structure_tools(value: Any, type_: Any) -> list[McpTool]:
+    if not isinstance(value, list):  # cattrs would take any iterable, a dict's keys too
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    tools: list[McpTool] = _tools_hook(value, type_)
+    return tools
+
+
+_converter.register_structure_hook_func(lambda t: t == list[McpTool], _structure_tools)
+_converter.register_structure_hook(McpOauthEvent, _with_extra(McpOauthEvent))
+
+
+def _unstructure_tool(tool: McpTool) -> JsonObject:
+    out: JsonObject = {}
+    for a in attrs.fields(McpTool):
+        if a.name != "extra":
+            out[_TOOL_WIRE_NAMES.get(a.name, a.name)] = getattr(tool, a.name)
+    out.update(tool.extra)
+    return out
+
+
+def structure_event(data: JsonObject) -> McpOauthEvent:
+    """Turn one event's JSON object into an :class:`McpOauthEvent`.
+
+    Raises :class:`~mcpconnect.ProtocolError` naming every field that does not fit,
+    e.g. ``invalid type (expected a string, got int) @ $.tools[3].name``.
+    """
+    try:
+        event: McpOauthEvent = _converter.structure(data, McpOauthEvent)
+    except Exception as exc:
+        try:
+            lines = cattrs.transform_error(exc, path="$")
+        except Exception:  # not a cattrs error: report what it says
+            lines = [repr(exc)]
+        raise ProtocolError("event does not fit the schema: " + "; ".join(lines)) from exc
+    return event

@@ -1,0 +1,88 @@
+"""The transport interface: one HTTP request in, status, headers and body chunks out."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from .._timeouts import Timeouts
+
+__all__ = ["Request", "Response", "Transport", "header", "where"]
+
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+
+def _redacted(headers: Mapping[str, str]) -> str:
+    shown = {k: ("***" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
+    return repr(shown)
+
+
+@attrs.frozen
+class Request:
+    """One HTTP request. The ``repr`` hides the values of secret headers."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=_redacted)
+    body: bytes | None = attrs.field(default=None, repr=lambda b: f"<{len(b or b'')} bytes>")
+
+    def json(self) -> Any:
+        """The body parsed as JSON (``None`` when there is no body)."""
+        return None if self.body is None else json.loads(self.body)
+
+
+@runtime_checkable
+class Response(Protocol):
+    """An open response. ``headers`` is a mapping of header names to values (look names up
+    with :func:`header`, which ignores case). ``iter_chunks()`` yields body bytes as they
+    arrive (never an empty chunk) and ends at the end of the body. ``close()`` may be called
+    from any thread, also while another thread is blocked in ``iter_chunks()``: it must make
+    that read end promptly (by an exception or by ending the iteration)."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def iter_chunks(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Opens HTTP requests. ``send`` returns once the status and headers are in; it raises
+    :class:`~mcpconnect.TransportError` (or an :class:`OSError`) when the network fails and
+    :class:`~mcpconnect.ConnectTimeoutError` when ``timeouts.connect`` or, while waiting for
+    the headers, ``timeouts.read`` runs out. ``close()`` releases pooled connections."""
+
+    def send(self, request: Request, timeouts: Timeouts) -> Response: ...
+
+    def close(self) -> None: ...
+
+
+def where(url: str) -> str:
+    """The URL without credentials, query or fragment: safe to put in a message."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """The value of header ``name`` (any case), or ``None``."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    name = name.lower()
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
