@@ -390,6 +390,30 @@ def test_oauth_without_url_matches_wrong_path_fixture() -> None:
     assert b"".join(chunks) == fixture_bytes("wrong_path_404_hangs")
 
 
+def test_oauth_pages_need_no_api_key() -> None:
+    with LettaEmulator(Scenario(oauth="approve"), api_key="sekrit") as emu:
+        response = post(emu, config("o"), Authorization="Bearer sekrit")
+        assert b"Authorization successful" in browse(read_events(response, 3)[2]["url"])
+        events = parse_events(read_rest(response))
+    assert [e["event"] for e in events] == ["waiting_for_auth", "success"]
+
+
+def test_a_silent_stream_ends_when_its_client_hangs_up(emu: LettaEmulator) -> None:
+    emu.scenario = Scenario(oauth="no_url")
+    sock, received = raw_exchange(emu, config("o"))
+    with sock:
+        for _ in range(MAX_LINES):
+            if b"waiting_for_auth" in received:
+                break
+            received += sock.recv(65536)
+    for _ in range(1000):
+        if not [t for t in threading.enumerate() if t.name.startswith("LettaEmulator (")]:
+            break
+        threading.Event().wait(0.01)
+    else:
+        raise AssertionError("the connection thread outlived its client")
+
+
 def test_unknown_state_is_refused(emu: LettaEmulator) -> None:
     assert request(emu, "GET", "/authorize?state=nope").status == 400
     assert request(emu, "GET", CALLBACK + "?code=a&state=nope").status == 400
