@@ -1,1 +1,31 @@
-"""Helpers for testing code that uses mcpconnect."""
+"""Helpers for testing code that uses mcpconnect.
+
+- :class:`LettaEmulator`: a real HTTP server on 127.0.0.1 that behaves like Letta's connect
+  endpoints, OAuth included, scripted by :class:`Scenario`.
+- :class:`FakeTransport` and its stream builders: no sockets at all.
+- A pytest plugin (loaded automatically when mcpconnect is installed) with the fixtures
+  ``fake_transport`` and ``letta_emulator``.
+"""
+
+from ..transports._fake import (
+    FakeResponse,
+    FakeTransport,
+    Hang,
+    Pause,
+    load_recording,
+    sse_stream,
+)
+from ._emulator import DEFAULT_TOOLS, LettaEmulator, RecordedRequest, Scenario
+
+__all__ = [
+    "DEFAULT_TOOLS",
+    "FakeResponse",
+    "FakeTransport",
+    "Hang",
+    "LettaEmulator",
+    "Pause",
+    "RecordedRequest",
+    "Scenario",
+    "load_recording",
+    "sse_stream",
+]
