@@ -31,6 +31,7 @@ import select
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -386,19 +387,19 @@ class LettaEmulator:
         self, done: Callable[[], bool], timeout: float | None, gone: Callable[[], bool]
     ) -> None:
         """Sleep until ``done()`` or ``timeout``; raise ``_Hangup`` on stop or if ``gone()``."""
-        remaining = timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            step = _WAIT_SLICE_SECONDS if remaining is None else min(remaining, _WAIT_SLICE_SECONDS)
+            step = _WAIT_SLICE_SECONDS
+            if deadline is not None:
+                step = min(step, deadline - time.monotonic())
+                if step <= 0:
+                    return
             with self._cond:
                 finished = self._cond.wait_for(lambda: self._stopping or done(), step)
                 if self._stopping:
                     raise _Hangup
             if finished:
                 return
-            if remaining is not None:
-                remaining -= step
-                if remaining <= 0:
-                    return
             if gone():
                 raise _Hangup
 
