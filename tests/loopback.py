@@ -29,6 +29,7 @@ redirects (:func:`redirect_script`), socket counting for leak tests
 from __future__ import annotations
 
 import contextlib
+import gc
 import http
 import ipaddress
 import itertools
@@ -74,6 +75,7 @@ __all__ = [
     "redirect_script",
     "scripted_server",
     "server_factory",
+    "socket_baseline",
     "sse_chunk",
     "sse_script",
     "tls_server",
@@ -265,9 +267,15 @@ class RecordedRequest:
 
 @dataclass(frozen=True)
 class SendRecord:
-    """One step the server carried out: ``seq`` orders all steps of a server."""
+    """One step the server carried out: ``seq`` orders all steps of a server.
+
+    The record is appended just *after* the step's bytes were written, so a client may see
+    the bytes a moment before the record exists: use :meth:`ScriptedServer.wait_for_step`
+    rather than :meth:`ScriptedServer.record_of` once the client has read them.
+    """
 
     seq: int
+    started_at: float  # time.monotonic() before the step began (before its first byte)
     at: float  # time.monotonic() once the step's bytes were written (or its wait ended)
     step: Step
     index: int  # position of the step in its script
@@ -717,10 +725,23 @@ class ScriptedServer(_Listener):
                 raise ValueError("request body is too large")
             self._read_line(conn)
 
-    def _record(self, conn: ServerConnection, step: Step, index: int, request_index: int) -> None:
+    def _record(
+        self,
+        conn: ServerConnection,
+        step: Step,
+        index: int,
+        request_index: int,
+        started_at: float,
+    ) -> None:
         with self._changed:
             record = SendRecord(
-                next(self._seq), time.monotonic(), step, index, conn.id, request_index
+                next(self._seq),
+                started_at,
+                time.monotonic(),
+                step,
+                index,
+                conn.id,
+                request_index,
             )
             self._sends.append(record)
             self._changed.notify_all()
@@ -749,6 +770,7 @@ class ScriptedServer(_Listener):
         """Run a script; True if the connection may carry another request."""
         sock = conn.sock
         for index, step in enumerate(script):
+            started_at = time.monotonic()
             try:
                 if isinstance(step, Pause):
                     self._watch(conn, time.monotonic() + step.seconds, None)
@@ -763,10 +785,10 @@ class ScriptedServer(_Listener):
                         self._watch(conn, time.monotonic() + step.timeout, None)
                         conn.closed_by_server = True  # timed out: we close
                     finally:
-                        self._record(conn, step, index, request_index)
+                        self._record(conn, step, index, request_index, started_at)
                     return False
                 elif isinstance(step, Close):
-                    self._record(conn, step, index, request_index)
+                    self._record(conn, step, index, request_index, started_at)
                     conn.closed_by_server = True
                     if step.reset:
                         conn.reset_by_server = True
@@ -788,7 +810,7 @@ class ScriptedServer(_Listener):
                 conn.client_closed.set()
                 conn.error = f"send failed at step {index}: {exc}"
                 return False
-            self._record(conn, step, index, request_index)
+            self._record(conn, step, index, request_index, started_at)
         return True
 
 
@@ -979,6 +1001,13 @@ def open_socket_count() -> int:
         except OSError:
             continue  # closed while we looked
     return count
+
+
+def socket_baseline() -> int:
+    """:func:`open_socket_count` after a garbage collection, so that sockets other code left
+    to the collector do not vanish in the middle of a leak test."""
+    gc.collect()
+    return open_socket_count()
 
 
 def wait_for_socket_count(target: int, timeout: float = 2.0, interval: float = 0.02) -> int:

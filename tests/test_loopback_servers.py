@@ -36,6 +36,7 @@ from loopback import (
     redirect_script,
     scripted_server,
     server_factory,
+    socket_baseline,
     sse_chunk,
     sse_script,
     tls_server,
@@ -99,7 +100,7 @@ def test_urllib3_sees_each_chunk_before_the_next_is_sent(
     assert read_to_end(resp.read1) == second.data
     second_record = scripted_server.record_of(second)
     assert second_record is not None
-    assert second_record.at > seen_first_at
+    assert second_record.started_at > seen_first_at
     resp.release_conn()
 
 
@@ -133,11 +134,13 @@ def test_sends_are_recorded_in_order(
     resp = pool.request("GET", scripted_server.url)
     assert resp.data == b"ab"
 
+    scripted_server.wait_for_step(script[-1])  # recorded just after its bytes went out
     records = scripted_server.sends
     assert [r.step for r in records] == script
     assert [r.index for r in records] == [0, 1, 2, 3, 4]
     assert [r.seq for r in records] == sorted(r.seq for r in records)
     assert [r.at for r in records] == sorted(r.at for r in records)
+    assert all(r.started_at <= r.at for r in records)
     assert {(r.connection_id, r.request_index) for r in records} == {(0, 0)}
 
 
@@ -245,10 +248,10 @@ def test_waitfor_timeout_resets_and_is_recorded(
     scripted_server: ScriptedServer, pool: urllib3.PoolManager
 ) -> None:
     scripted_server.script = [Status(200), WaitFor(threading.Event(), timeout=0.01)]
-    resp = pool.request("GET", scripted_server.url, preload_content=False)
+    # The reset may come before or after the client has read the status line.
     with pytest.raises(urllib3.exceptions.ProtocolError):
+        resp = pool.request("GET", scripted_server.url, preload_content=False)
         read_to_end(resp.read1)
-    resp.close()
     assert scripted_server.wait_for_connection(0).done.wait(5)
     assert any("WaitFor timed out" in e for e in scripted_server.errors)
 
@@ -287,14 +290,16 @@ def test_client_close_is_seen_during_waitfor(scripted_server: ScriptedServer) ->
 def test_stop_ends_held_and_waiting_connections(server_factory: Any) -> None:
     server: ScriptedServer = server_factory()
     never = threading.Event()
-    server.enqueue([Status(200), HoldOpen()], [Status(200), WaitFor(never)])
+    statuses = [Status(200), Status(200)]
+    server.enqueue([statuses[0], HoldOpen()], [statuses[1], WaitFor(never)])
     clients = []
     try:
         for _ in range(2):
             client = socket.create_connection(("127.0.0.1", server.port), timeout=5)
             clients.append(client)
             client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        server.wait_for_requests(2)
+        for status in statuses:
+            server.wait_for_step(status)  # both connections are now in their waiting step
         server.stop()
         for conn in server.connections:
             assert conn.done.is_set()
@@ -469,21 +474,21 @@ def test_redirect_can_be_followed(server_factory: Any) -> None:
 
 
 def test_socket_count_sees_a_socketpair() -> None:
-    baseline = open_socket_count()
+    baseline = socket_baseline()
     a, b = socket.socketpair()
     try:
         assert open_socket_count() == baseline + 2
     finally:
         a.close()
         b.close()
-    assert wait_for_socket_count(baseline) == baseline
+    assert wait_for_socket_count(baseline) <= baseline
 
 
 def test_socket_count_returns_to_baseline_after_closing(
     scripted_server: ScriptedServer,
 ) -> None:
     scripted_server.script = [Status(200), sse_chunk({"event": "success"}), HoldOpen()]
-    baseline = open_socket_count()
+    baseline = socket_baseline()
     manager = urllib3.PoolManager(timeout=TIMEOUT, retries=False)
     try:
         resp = manager.request("GET", scripted_server.url, preload_content=False)
@@ -493,7 +498,7 @@ def test_socket_count_returns_to_baseline_after_closing(
         resp.close()
     finally:
         manager.clear()
-    assert wait_for_socket_count(baseline) == baseline
+    assert wait_for_socket_count(baseline) <= baseline
     assert scripted_server.wait_for_connection(0).client_closed.is_set()
 
 
@@ -501,7 +506,7 @@ def test_socket_count_after_keep_alive_needs_the_pool_cleared(
     scripted_server: ScriptedServer,
 ) -> None:
     scripted_server.script = [Status.json(200, {})]
-    baseline = open_socket_count()
+    baseline = socket_baseline()
     manager = urllib3.PoolManager(timeout=TIMEOUT, retries=False)
     try:
         assert manager.request("GET", scripted_server.url).status == 200
@@ -509,4 +514,4 @@ def test_socket_count_after_keep_alive_needs_the_pool_cleared(
         assert wait_for_socket_count(baseline, timeout=0.1) >= baseline + 2
     finally:
         manager.clear()
-    assert wait_for_socket_count(baseline) == baseline
+    assert wait_for_socket_count(baseline) <= baseline
