@@ -414,6 +414,14 @@ def test_a_silent_stream_ends_when_its_client_hangs_up(emu: LettaEmulator) -> No
         raise AssertionError("the connection thread outlived its client")
 
 
+def test_callback_escapes_what_it_echoes(emu: LettaEmulator) -> None:
+    emu.scenario = Scenario(oauth="deny")
+    state = parse_qs(urlsplit(read_events(post(emu, config("o")), 3)[2]["url"]).query)["state"]
+    page = request(emu, "GET", f"{CALLBACK}?error=%3Cb%3E&state={state[0]}")
+    assert page.status == 200
+    assert b"OAuth error: &lt;b&gt;" in page.read()
+
+
 def test_unknown_state_is_refused(emu: LettaEmulator) -> None:
     assert request(emu, "GET", "/authorize?state=nope").status == 400
     assert request(emu, "GET", CALLBACK + "?code=a&state=nope").status == 400

@@ -25,6 +25,7 @@ and joins the connection threads, so silent streams never keep it from returning
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import secrets
 import select
@@ -695,7 +696,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(422, {"trace_id": "", "detail": repr(errors)})
 
     def _send_html(self, status: int, message: str) -> None:
-        data = f"<!doctype html><title>Letta MCP OAuth</title><p>{message}</p>\n".encode()
+        page = f"<!doctype html><title>Letta MCP OAuth</title><p>{html.escape(message)}</p>\n"
+        data = page.encode()
         self.send_response(status)
         self.send_header("content-length", str(len(data)))
         self.send_header("content-type", "text/html; charset=utf-8")
