@@ -14,8 +14,14 @@ from typing import Any, Literal
 
 import attrs
 import cattrs
-from cattrs.cols import list_structure_factory
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    IterableValidationError,
+    IterableValidationNote,
+)
 from cattrs.gen import make_dict_structure_fn, override
+from cattrs.v import format_exception
 
 from .errors import ConfigError, ProtocolError
 
@@ -98,8 +104,10 @@ def _check_headers(instance: object, attribute: attrs.Attribute[Any], value: obj
             raise ConfigError(f"custom_headers has an invalid header {k!r}")
 
 
-def _frozen_headers(value: Mapping[str, str] | None) -> Mapping[str, str] | None:
-    return None if value is None else dict(value)
+def _frozen_headers(value: Any) -> Any:
+    # A copy, so the caller's dict cannot change the config; anything else is left for
+    # _check_headers to reject with a ConfigError.
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 @attrs.frozen(kw_only=True)
@@ -249,19 +257,102 @@ def _with_extra(cls: type[Any], **renames: str) -> Any:
     return structure
 
 
-_converter.register_structure_hook(McpTool, _with_extra(McpTool, **_TOOL_WIRE_NAMES))
-_tools_hook = list_structure_factory(list[McpTool], _converter)
+# Tools are most of a success event's bytes (thousands of them), so they get hand-written
+# hooks: one pass of plain checks per tool, and only when one fails, a second pass that
+# builds the same cattrs exceptions (with wire names: ``$.tools[3].inputSchema``).
+
+_TOOL_KEYS = frozenset(_TOOL_WIRE_NAMES.get(a.name, a.name) for a in attrs.fields(McpTool)) - {
+    "extra"
+}
 
 
-def _structure_tools(value: Any, type_: Any) -> list[McpTool]:
+def _tool_errors(value: JsonObject) -> list[Exception]:
+    errors: list[Exception] = []
+
+    def fail(exc: Exception, wire: str) -> None:
+        note = AttributeValidationNote(f"Structuring McpTool @ {wire}", wire, None)
+        setattr(exc, "__notes__", [note])  # noqa: B010 (no add_note() before 3.11)
+        errors.append(exc)
+
+    if "name" not in value:
+        fail(KeyError("name"), "name")
+    elif not isinstance(value["name"], str):
+        fail(TypeError(f"expected a string, got {type(value['name']).__name__}"), "name")
+    for wire in ("title", "description"):
+        v = value.get(wire)
+        if v is not None and not isinstance(v, str):
+            fail(TypeError(f"expected a string or null, got {type(v).__name__}"), wire)
+    for wire in ("inputSchema", "outputSchema", "annotations", "meta"):
+        v = value.get(wire)
+        if v is not None and not isinstance(v, dict):
+            fail(TypeError(f"expected an object or null, got {type(v).__name__}"), wire)
+    return errors
+
+
+def _structure_tool(value: Any, _: type = McpTool) -> McpTool:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    get = value.get
+    name = get("name")
+    title = get("title")
+    description = get("description")
+    input_schema = get("inputSchema")
+    output_schema = get("outputSchema")
+    annotations = get("annotations")
+    meta = get("meta")
+    if not (
+        isinstance(name, str)
+        and (title is None or isinstance(title, str))
+        and (description is None or isinstance(description, str))
+        and (input_schema is None or isinstance(input_schema, dict))
+        and (output_schema is None or isinstance(output_schema, dict))
+        and (annotations is None or isinstance(annotations, dict))
+        and (meta is None or isinstance(meta, dict))
+    ):
+        raise ClassValidationError("While structuring McpTool", _tool_errors(value), McpTool)
+    extra: JsonObject = {}
+    if not _TOOL_KEYS.issuperset(value):
+        extra = {k: v for k, v in value.items() if k not in _TOOL_KEYS}
+    return McpTool(
+        name=name,
+        title=title,
+        description=description,
+        input_schema=input_schema,
+        output_schema=output_schema,
+        annotations=annotations,
+        meta=meta,
+        extra=extra,
+    )
+
+
+def _structure_tools(value: Any, _: Any) -> list[McpTool]:
     if not isinstance(value, list):  # cattrs would take any iterable, a dict's keys too
         raise TypeError(f"expected a list, got {type(value).__name__}")
-    tools: list[McpTool] = _tools_hook(value, type_)
-    return tools
+    try:
+        return [_structure_tool(item) for item in value]
+    except (TypeError, ClassValidationError):
+        pass
+    errors: list[Exception] = []
+    for index, item in enumerate(value):
+        try:
+            _structure_tool(item)
+        except (TypeError, ClassValidationError) as exc:
+            note = IterableValidationNote(f"Structuring tools @ index {index}", index, None)
+            setattr(exc, "__notes__", [*getattr(exc, "__notes__", ()), note])  # noqa: B010
+            errors.append(exc)
+    raise IterableValidationError("While structuring list[McpTool]", errors, list[McpTool])
 
 
+_converter.register_structure_hook(McpTool, _structure_tool)
 _converter.register_structure_hook_func(lambda t: t == list[McpTool], _structure_tools)
 _converter.register_structure_hook(McpOauthEvent, _with_extra(McpOauthEvent))
+
+
+def _format_error(exc: BaseException, type_: Any) -> str:
+    # Our hooks' TypeErrors say what they expected and what came: keep their words.
+    if isinstance(exc, TypeError) and str(exc).startswith("expected "):
+        return f"invalid type ({exc})"
+    return format_exception(exc, type_)
 
 
 def _unstructure_tool(tool: McpTool) -> JsonObject:
@@ -283,7 +374,7 @@ def structure_event(data: JsonObject) -> McpOauthEvent:
         event: McpOauthEvent = _converter.structure(data, McpOauthEvent)
     except Exception as exc:
         try:
-            lines = cattrs.transform_error(exc, path="$")
+            lines = cattrs.transform_error(exc, path="$", format_exception=_format_error)
         except Exception:  # not a cattrs error: report what it says
             lines = [repr(exc)]
         raise ProtocolError("event does not fit the schema: " + "; ".join(lines)) from exc

@@ -1,0 +1,354 @@
+"""The typed values: config validation and wire form, events and tools from wire JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mcpconnect import (
+    ConfigError,
+    ConnectState,
+    McpConnectConfig,
+    McpConnectError,
+    McpOauthEvent,
+    McpTool,
+    OauthStreamEvent,
+    ProtocolError,
+)
+from mcpconnect.models import structure_event
+
+ECHO_WIRE: dict[str, Any] = {
+    "name": "echo",
+    "title": None,
+    "description": "Echo the given text back unchanged.",
+    "inputSchema": {
+        "properties": {"text": {"title": "Text", "type": "string"}},
+        "required": ["text"],
+        "title": "echoArguments",
+        "type": "object",
+    },
+    "outputSchema": {
+        "properties": {"result": {"title": "Result", "type": "string"}},
+        "required": ["result"],
+        "title": "echoOutput",
+        "type": "object",
+    },
+    "annotations": None,
+    "meta": None,
+}
+
+ECHO = McpTool(
+    name="echo",
+    description="Echo the given text back unchanged.",
+    input_schema=ECHO_WIRE["inputSchema"],
+    output_schema=ECHO_WIRE["outputSchema"],
+)
+
+
+# --- enums ------------------------------------------------------------------------------
+
+
+def test_stream_event_values_are_the_wire_values() -> None:
+    assert [e.value for e in OauthStreamEvent] == [
+        "connection_attempt",
+        "success",
+        "error",
+        "oauth_required",
+        "authorization_url",
+        "waiting_for_auth",
+    ]
+    assert OauthStreamEvent("success") is OauthStreamEvent.SUCCESS
+    assert OauthStreamEvent.SUCCESS == "success"
+    assert str(OauthStreamEvent.WAITING_FOR_AUTH) == "waiting_for_auth"
+
+
+def test_connect_states() -> None:
+    assert [s.value for s in ConnectState] == [
+        "started",
+        "connection_attempt",
+        "oauth_required",
+        "authorization_url",
+        "waiting_for_auth",
+        "success",
+        "error",
+    ]
+    assert str(ConnectState.STARTED) == "started"
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+def test_event_with_every_field() -> None:
+    event = structure_event(
+        {
+            "event": "authorization_url",
+            "url": "https://auth.example/authorize?x=1",
+            "session_id": "mcp-oauth-1",
+            "message": "go",
+            "server_name": "github",
+        }
+    )
+    assert event == McpOauthEvent(
+        event=OauthStreamEvent.AUTHORIZATION_URL,
+        url="https://auth.example/authorize?x=1",
+        session_id="mcp-oauth-1",
+        message="go",
+        server_name="github",
+    )
+
+
+def test_success_event_tools() -> None:
+    event = structure_event({"event": "success", "tools": [ECHO_WIRE, {"name": "bare"}]})
+    assert event == McpOauthEvent(
+        event=OauthStreamEvent.SUCCESS, tools=[ECHO, McpTool(name="bare")]
+    )
+
+
+def test_null_fields_are_none() -> None:
+    event = structure_event(
+        {"event": "error", "url": None, "session_id": None, "tools": None, "message": None,
+         "server_name": None}
+    )
+    assert event == McpOauthEvent(event=OauthStreamEvent.ERROR)
+
+
+def test_unknown_keys_are_kept_not_dropped() -> None:
+    event = structure_event(
+        {"event": "connection_attempt", "server_name": "s", "attempt": 2, "hint": {"a": [1]}}
+    )
+    assert event == McpOauthEvent(
+        event=OauthStreamEvent.CONNECTION_ATTEMPT,
+        server_name="s",
+        extra={"attempt": 2, "hint": {"a": [1]}},
+    )
+
+
+def test_unknown_event_type_stays_a_plain_string() -> None:
+    event = structure_event({"event": "tool_progress", "message": "50%"})
+    assert event == McpOauthEvent(event="tool_progress", message="50%")
+    assert type(event.event) is str
+
+
+def test_tool_unknown_keys_kept_and_wire_names_come_back() -> None:
+    wire = {**ECHO_WIRE, "icons": [{"src": "x.png"}], "_meta": {"k": 1}}
+    event = structure_event({"event": "success", "tools": [wire]})
+    assert event.tools is not None
+    (tool,) = event.tools
+    assert tool == McpTool(
+        name="echo",
+        description="Echo the given text back unchanged.",
+        input_schema=ECHO_WIRE["inputSchema"],
+        output_schema=ECHO_WIRE["outputSchema"],
+        extra={"icons": [{"src": "x.png"}], "_meta": {"k": 1}},
+    )
+    assert tool.to_dict() == wire
+
+
+def test_tool_to_dict_has_every_wire_key() -> None:
+    assert McpTool(name="t").to_dict() == {
+        "name": "t",
+        "title": None,
+        "description": None,
+        "inputSchema": None,
+        "outputSchema": None,
+        "annotations": None,
+        "meta": None,
+    }
+    assert ECHO.to_dict() == ECHO_WIRE
+
+
+def test_tool_round_trip_through_structure() -> None:
+    tool = McpTool(
+        name="n", title="T", description="d", input_schema={"type": "object"},
+        output_schema={}, annotations={"readOnlyHint": True}, meta={"m": 1},
+    )
+    again = structure_event({"event": "success", "tools": [tool.to_dict()]})
+    assert again.tools == [tool]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"event": "success", "tools": [ECHO_WIRE, ECHO_WIRE, ECHO_WIRE, {"name": 3}]},
+            "event does not fit the schema: invalid type (expected a string, got int)"
+            " @ $.tools[3].name",
+        ),
+        (
+            {"event": "success", "tools": [{"description": "no name"}]},
+            "event does not fit the schema: required field missing @ $.tools[0].name",
+        ),
+        (
+            {"event": "success", "tools": [{"name": "a", "inputSchema": []}]},
+            "event does not fit the schema: invalid type (expected an object or null, got list)"
+            " @ $.tools[0].inputSchema",
+        ),
+        (
+            {"event": "success", "tools": [{"name": "a", "outputSchema": "x"}]},
+            "event does not fit the schema: invalid type (expected an object or null, got str)"
+            " @ $.tools[0].outputSchema",
+        ),
+        (
+            {"event": "success", "tools": [{"name": "a", "title": 1, "meta": 2}]},
+            "event does not fit the schema: invalid type (expected a string or null, got int)"
+            " @ $.tools[0].title; invalid type (expected an object or null, got int)"
+            " @ $.tools[0].meta",
+        ),
+        (
+            {"event": "success", "tools": [{"name": "a"}, "b", {"name": None}]},
+            "event does not fit the schema: invalid type (expected an object, got str)"
+            " @ $.tools[1]; invalid type (expected a string, got NoneType) @ $.tools[2].name",
+        ),
+        (
+            {"event": "success", "tools": {"name": "a"}},
+            "event does not fit the schema: invalid type (expected a list, got dict) @ $.tools",
+        ),
+        (
+            {"event": "authorization_url", "url": 5},
+            "event does not fit the schema: invalid type (expected a string, got int) @ $.url",
+        ),
+        (
+            {"event": 7},
+            "event does not fit the schema: invalid type (expected a string, got int) @ $.event",
+        ),
+        (
+            {"event": None},
+            "event does not fit the schema: invalid type (expected a string, got NoneType)"
+            " @ $.event",
+        ),
+    ],
+)
+def test_fields_that_do_not_fit_are_a_protocol_error_naming_them(
+    data: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ProtocolError) as info:
+        structure_event(data)
+    assert str(info.value) == message
+
+
+# --- the config -------------------------------------------------------------------------
+
+
+def _config(**changes: Any) -> McpConnectConfig:
+    fields: dict[str, Any] = {
+        "server_name": "github",
+        "type": "streamable_http",
+        "server_url": "https://mcp.example.com/mcp",
+    }
+    fields.update(changes)
+    return McpConnectConfig(**fields)
+
+
+def test_config_wire_form_has_no_key_for_none() -> None:
+    assert _config().to_dict() == {
+        "server_name": "github",
+        "type": "streamable_http",
+        "server_url": "https://mcp.example.com/mcp",
+    }
+    full = _config(
+        type="sse", auth_header="Authorization", auth_token="Bearer t0k3n",
+        custom_headers={"X-A": "1"},
+    )
+    assert full.to_dict() == {
+        "server_name": "github",
+        "type": "sse",
+        "server_url": "https://mcp.example.com/mcp",
+        "auth_header": "Authorization",
+        "auth_token": "Bearer t0k3n",
+        "custom_headers": {"X-A": "1"},
+    }
+
+
+def test_config_repr_hides_the_token() -> None:
+    config = _config(auth_header="Authorization", auth_token="Bearer s3cr3t-token",
+                     custom_headers={"X-Key": "hdr-s3cr3t"})
+    text = repr(config)
+    assert "s3cr3t" not in text
+    assert text == (
+        "McpConnectConfig(server_name='github', type='streamable_http', "
+        "server_url='https://mcp.example.com/mcp', auth_header='Authorization', "
+        "auth_token='***', custom_headers=['X-Key'])"
+    )
+    assert "auth_token=None" in repr(_config())
+
+
+def test_config_copies_custom_headers() -> None:
+    headers = {"X-A": "1"}
+    config = _config(custom_headers=headers)
+    headers["X-B"] = "2"
+    assert config.custom_headers == {"X-A": "1"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"server_name": ""}, "server_name must be a non-empty string, got ''"),
+        ({"server_name": "  "}, "server_name must be a non-empty string, got '  '"),
+        ({"server_name": 3}, "server_name must be a non-empty string, got 3"),
+        ({"type": "stdio"}, "type must be 'sse' or 'streamable_http', got 'stdio'"),
+        ({"type": None}, "type must be 'sse' or 'streamable_http', got None"),
+        ({"server_url": "mcp.example.com/mcp"},
+         "server_url must be an absolute http(s) URL, got 'mcp.example.com/mcp'"),
+        ({"server_url": "/mcp"}, "server_url must be an absolute http(s) URL, got '/mcp'"),
+        ({"server_url": "ftp://h/x"}, "server_url must be an absolute http(s) URL, got 'ftp://h/x'"),
+        ({"server_url": "http://"}, "server_url must be an absolute http(s) URL, got 'http://'"),
+        ({"server_url": "http://[::1"}, "server_url is not a valid URL: Invalid IPv6 URL"),
+        ({"server_url": 5}, "server_url must be a string, got int"),
+        ({"auth_header": 5}, "auth_header must be a string or None"),
+        ({"auth_token": b"x"}, "auth_token must be a string or None"),
+        ({"custom_headers": "abc"}, "custom_headers must be a mapping of str to str"),
+        ({"custom_headers": 5}, "custom_headers must be a mapping of str to str"),
+        ({"custom_headers": {"X": 1}}, "custom_headers must be a mapping of str to str"),
+        ({"custom_headers": {"X": "a\r\nInjected: 1"}},
+         "custom_headers has an invalid header 'X'"),
+        ({"custom_headers": {"": "v"}}, "custom_headers has an invalid header ''"),
+    ],
+)
+def test_invalid_config_values_raise_config_error(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _config(**changes)
+    assert str(info.value) == message
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, McpConnectError)
+
+
+def test_config_accepts_both_types_and_http() -> None:
+    assert _config(type="sse", server_url="http://10.0.0.1:8080/sse").type == "sse"
+
+
+def test_from_dict_wire_shape() -> None:
+    wire = {
+        "server_name": "github",
+        "type": "sse",
+        "server_url": "https://mcp.example.com/sse",
+        "auth_header": "Authorization",
+        "auth_token": "Bearer t",
+        "custom_headers": {"X-A": "1"},
+    }
+    config = McpConnectConfig.from_dict(wire)
+    assert config.to_dict() == wire
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"server_name": "a", "type": "sse"}, "config is missing: server_url"),
+        ({}, "config is missing: server_name, server_url, type"),
+        ({"server_name": "a", "type": "sse", "server_url": "http://h", "command": "x"},
+         "config has unknown keys: command"),
+        ({"server_name": "a", "type": "sse", "server_url": "http://h", 1: "x"},
+         "config has unknown keys: 1"),
+        (["server_name"], "config must be a mapping, got list"),
+    ],
+)
+def test_from_dict_rejects(data: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        McpConnectConfig.from_dict(data)
+    assert str(info.value) == message
+
+
+def test_config_is_frozen() -> None:
+    config = _config()
+    with pytest.raises(AttributeError):
+        config.server_name = "other"  # type: ignore[misc]
