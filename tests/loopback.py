@@ -66,6 +66,7 @@ __all__ = [
     "ScriptedServer",
     "SendRecord",
     "ServerConnection",
+    "ServerFactory",
     "Status",
     "Step",
     "WaitFor",
@@ -1032,8 +1033,12 @@ def scripted_server() -> Iterator[ScriptedServer]:
         yield server
 
 
+ServerFactory = Callable[..., ScriptedServer]
+"""``server_factory(script=None, *, ssl_context=None, ...)`` -> a started ScriptedServer."""
+
+
 @pytest.fixture
-def server_factory() -> Iterator[Callable[..., ScriptedServer]]:
+def server_factory() -> Iterator[ServerFactory]:
     """Call with :class:`ScriptedServer` arguments to get more started servers; all are
     stopped afterwards."""
     servers: list[ScriptedServer] = []

@@ -6,13 +6,14 @@ duration.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
 
 import pytest
 import urllib3
@@ -28,7 +29,9 @@ from loopback import (
     RecordedRequest,
     Script,
     ScriptedServer,
+    ServerFactory,
     Status,
+    Step,
     WaitFor,
     forward_proxy,
     loopback_ca,
@@ -107,7 +110,7 @@ def test_urllib3_sees_each_chunk_before_the_next_is_sent(
 def test_http_client_reads_chunk_by_chunk(scripted_server: ScriptedServer) -> None:
     gates = [threading.Event() for _ in range(3)]
     chunks = [Chunk(b"data: %d\n\n" % i) for i in range(3)]
-    script: list[Any] = [Status(200)]
+    script: list[Step] = [Status(200)]
     for gate, chunk in zip(gates, chunks, strict=True):
         script += [chunk, WaitFor(gate)]
     scripted_server.script = [*script, End()]
@@ -129,7 +132,7 @@ def test_http_client_reads_chunk_by_chunk(scripted_server: ScriptedServer) -> No
 def test_sends_are_recorded_in_order(
     scripted_server: ScriptedServer, pool: urllib3.PoolManager
 ) -> None:
-    script = [Status(200), Chunk(b"a"), Pause(0.01), Chunk(b"b"), End()]
+    script: list[Step] = [Status(200), Chunk(b"a"), Pause(0.01), Chunk(b"b"), End()]
     scripted_server.script = script
     resp = pool.request("GET", scripted_server.url)
     assert resp.data == b"ab"
@@ -287,7 +290,7 @@ def test_client_close_is_seen_during_waitfor(scripted_server: ScriptedServer) ->
     assert scripted_server.record_of(after) is None
 
 
-def test_stop_ends_held_and_waiting_connections(server_factory: Any) -> None:
+def test_stop_ends_held_and_waiting_connections(server_factory: ServerFactory) -> None:
     server: ScriptedServer = server_factory()
     never = threading.Event()
     statuses = [Status(200), Status(200)]
@@ -304,7 +307,7 @@ def test_stop_ends_held_and_waiting_connections(server_factory: Any) -> None:
         for conn in server.connections:
             assert conn.done.is_set()
         for client in clients:
-            assert read_to_end(lambda c=client: c.recv(4096)).startswith(b"HTTP/1.1 200 OK")
+            assert read_to_end(functools.partial(client.recv, 4096)).startswith(b"HTTP/1.1 200")
     finally:
         for client in clients:
             client.close()
@@ -338,7 +341,7 @@ def test_tls_with_ssl_context(tls_server: ScriptedServer, loopback_ca: LoopbackC
         assert manager.request("GET", tls_server.url).json() == {"ok": True}
 
 
-def test_tls_fails_without_the_ca(tls_server: ScriptedServer, tmp_path: Any) -> None:
+def test_tls_fails_without_the_ca(tls_server: ScriptedServer, tmp_path: Path) -> None:
     tls_server.script = [Status.json(200, {"ok": True})]
     other = LoopbackCA(tmp_path)  # a CA that did not sign the server's certificate
     with (
@@ -445,7 +448,7 @@ def test_proxy_refuses_non_loopback_targets(
 
 @pytest.mark.parametrize("code", [302, 307])
 def test_redirect_comes_back_unfollowed(
-    server_factory: Any, pool: urllib3.PoolManager, code: int
+    server_factory: ServerFactory, pool: urllib3.PoolManager, code: int
 ) -> None:
     target: ScriptedServer = server_factory([Status.json(200, {"here": True})])
     origin: ScriptedServer = server_factory(redirect_script(target.url + "/dest", code))
@@ -457,7 +460,7 @@ def test_redirect_comes_back_unfollowed(
     assert target.requests == []
 
 
-def test_redirect_can_be_followed(server_factory: Any) -> None:
+def test_redirect_can_be_followed(server_factory: ServerFactory) -> None:
     target: ScriptedServer = server_factory([Status.json(200, {"here": True})])
     origin: ScriptedServer = server_factory()
     origin.enqueue(redirect_script(target.url + "/dest", 307))
@@ -515,3 +518,10 @@ def test_socket_count_after_keep_alive_needs_the_pool_cleared(
     finally:
         manager.clear()
     assert wait_for_socket_count(baseline) <= baseline
+
+
+def test_sse_chunk_framing() -> None:
+    assert sse_chunk({"event": "success"}).render() == b'1c\r\ndata: {"event": "success"}\n\n\r\n'
+    named = sse_chunk({"error": "boom", "code": 500}, event_name="error")
+    assert named.data == b'event: error\ndata: {"error": "boom", "code": 500}\n\n'
+    assert End().render() == b"0\r\n\r\n"
