@@ -140,6 +140,8 @@ class ConnectFlow:
             data: Any = json.loads(text)
         except ValueError:
             data = None
+        except RecursionError as exc:  # json nests by recursion; this is not "not JSON"
+            raise ProtocolError("event data is JSON nested too deeply to read") from exc
         if sse.event == "error":
             return _error_frame(data, text)
         if not isinstance(data, dict):
