@@ -331,6 +331,15 @@ class LettaEmulator:
         with self._cond:
             return list(self._requests)
 
+    @property
+    def open_connections(self) -> int:
+        """How many client connections are open right now (0 before :meth:`start`)."""
+        server = self._server
+        if server is None:
+            return 0
+        with self._cond:
+            return len(server.connections)
+
     # -- used by the request handler ---------------------------------------------------------
 
     def _record(self, request: RecordedRequest) -> None:
