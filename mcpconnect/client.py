@@ -81,7 +81,8 @@ class EventStream(Iterator[McpOauthEvent]):
         try:
             return next(self._events)
         except StopIteration as stop:
-            self.tools = stop.value
+            if stop.value is not None:  # a generator already over stops with None
+                self.tools = stop.value
             self.close()
             raise StopIteration from None
         except BaseException:
@@ -195,10 +196,12 @@ class Client:
     ) -> EventStream:
         """The same flow as :meth:`connect`, as an iterator of events (see
         :class:`EventStream`). Invalid configs raise here; everything else while iterating."""
+        return self._stream(self._connect_request(config), cancel, timeout)
+
+    def _connect_request(self, config: ConfigLike) -> Request:
         body = json.dumps(_as_config(config).to_dict()).encode()
         headers = {**self._headers, "Content-Type": "application/json"}
-        request = Request("POST", self.base_url + CONNECT_PATH, headers, body)
-        return self._stream(request, cancel, timeout)
+        return Request("POST", self.base_url + CONNECT_PATH, headers, body)
 
     def connect_server(
         self,
@@ -227,10 +230,14 @@ class Client:
         return self._stream(Request("GET", url, dict(self._headers)), cancel, timeout)
 
     def _stream(
-        self, request: Request, cancel: threading.Event | None, timeout: TimeoutLike
+        self,
+        request: Request,
+        cancel: threading.Event | None,
+        timeout: TimeoutLike,
+        on_close: Callable[[], object] | None = None,
     ) -> EventStream:
         timeouts = Timeouts.coerce(timeout, self.timeouts)
-        return EventStream(_run(self._transport, request, timeouts, cancel))
+        return EventStream(_run(self._transport, request, timeouts, cancel), on_close)
 
 
 def _drain(events: EventStream, on_event: OnEvent | None) -> list[McpTool]:
@@ -324,7 +331,9 @@ def _check_response(response: Response) -> None:
         raise ConnectionFailedError(status, body)
     content_type = header(response.headers, "content-type")
     if content_type is not None and "text/event-stream" not in content_type.lower():
-        preview = _read_bounded(response, 200).decode("utf-8", "replace")
+        # One read only: the point is not to wait on a body that is not a stream.
+        first = next(iter(response.iter_chunks()), b"")
+        preview = first[:200].decode("utf-8", "replace")
         raise ProtocolError(
             f"expected an event stream, got {content_type!r}: {preview!r}"
         )
@@ -340,11 +349,13 @@ def connect(
     transport: Transport | None = None,
     timeout: TimeoutLike = None,
     settings_path: str | os.PathLike[str] | None = None,
+    source: str | None = "letta-code",
 ) -> list[McpTool]:
     """Connect the MCP server ``config`` to the Letta server and return its tools.
 
     A one-shot :meth:`Client.connect`: see there for ``on_event``, ``cancel`` and ``timeout``,
-    and :class:`Client` for ``base_url``, ``api_key``, ``transport`` and ``settings_path``.
+    and :class:`Client` for ``base_url``, ``api_key``, ``transport``, ``settings_path`` and
+    ``source``.
     """
     with Client(
         base_url=base_url,
@@ -352,6 +363,7 @@ def connect(
         transport=transport,
         timeout=timeout,
         settings_path=settings_path,
+        source=source,
     ) as client:
         return client.connect(config, on_event=on_event, cancel=cancel)
 
@@ -365,6 +377,7 @@ def stream_events(
     transport: Transport | None = None,
     timeout: TimeoutLike = None,
     settings_path: str | os.PathLike[str] | None = None,
+    source: str | None = "letta-code",
 ) -> EventStream:
     """A one-shot :meth:`Client.stream_events`. Closing the stream closes its client."""
     client = Client(
@@ -373,10 +386,11 @@ def stream_events(
         transport=transport,
         timeout=timeout,
         settings_path=settings_path,
+        source=source,
     )
     try:
-        body = client.stream_events(config, cancel=cancel)
+        request = client._connect_request(config)
     except BaseException:
         client.close()
         raise
-    return EventStream(body._events, on_close=client.close)
+    return client._stream(request, cancel, None, on_close=client.close)
