@@ -1,0 +1,146 @@
+"""No secret (API key, auth token) in any log record, repr or exception text."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import threading
+import traceback
+from typing import Any
+
+import pytest
+
+import mcpconnect
+from mcpconnect import Client, McpConnectConfig, McpConnectError, Timeouts
+from mcpconnect.transports import FakeResponse, FakeTransport, Hang, sse_stream
+
+API_KEY = "sk-let-API-SECRET-7f3a9"
+TOKEN = "Bearer MCP-TOKEN-SECRET-c41d"
+HEADER_SECRET = "HDR-SECRET-99e2"
+SECRETS = (API_KEY, TOKEN, "API-SECRET", "TOKEN-SECRET", HEADER_SECRET)
+
+CONFIG = McpConnectConfig(
+    server_name="github", type="streamable_http", server_url="https://mcp.example.com/mcp",
+    auth_header="Authorization", auth_token=TOKEN, custom_headers={"X-Key": HEADER_SECRET},
+)
+FAST = Timeouts(connect=5, read=0.1, authorization=0.1, total=30)
+CA = {"event": "connection_attempt", "server_name": "github"}
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("LETTA_API_KEY", raising=False)
+    monkeypatch.delenv("LETTA_BASE_URL", raising=False)
+
+
+def echo_request(status: int) -> Any:
+    """A server that puts the request line back in the error body, but not the headers."""
+    def respond(request: Any) -> FakeResponse:
+        return FakeResponse(status, {"content-type": "text/plain"},
+                            [f"{request.method} {request.url}".encode()])
+    return respond
+
+
+SCENARIOS: dict[str, Any] = {
+    "success": sse_stream([CA, {"event": "success", "tools": [{"name": "t"}]}]),
+    "oauth": sse_stream([
+        CA, {"event": "oauth_required"},
+        {"event": "authorization_url", "url": "https://a.example/authorize", "session_id": "s"},
+        {"event": "waiting_for_auth"}, {"event": "success", "tools": []},
+    ]),
+    "error event": sse_stream([CA, {"event": "error", "message": "nope"}]),
+    "error frame": FakeResponse(chunks=[b'event: error\ndata: {"error": "x", "code": 1}\n\n']),
+    "no authorization url": sse_stream([CA, {"event": "oauth_required"},
+                                        {"event": "waiting_for_auth"}], then=[Hang()]),
+    "silent": sse_stream([CA], then=[Hang()]),
+    "waiting": sse_stream([CA, {"event": "authorization_url", "url": "https://a.example/x"},
+                           {"event": "waiting_for_auth"}], then=[Hang()]),
+    "401": echo_request(401),
+    "302": FakeResponse(302, {"Location": "https://elsewhere.example/"}, []),
+    "html": FakeResponse(200, {"content-type": "text/html"}, [b"<html>"]),
+    "bad tools": sse_stream([{"event": "success", "tools": [{"name": 5}]}]),
+    "garbage": FakeResponse(chunks=[b"data: not json\n\n", b'data: {"x": 1}\n\n',
+                                    b"data: [DONE]\n\n"]),
+    "ended": sse_stream([CA]),
+    "broken": FakeResponse(chunks=[ConnectionResetError("reset by peer")]),
+    "table": sse_stream([CA, CA]),
+}
+
+
+def check(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_no_secret_in_logs_reprs_or_errors(name: str, caplog: pytest.LogCaptureFixture) -> None:
+    transport = FakeTransport(SCENARIOS[name])
+    events: list[Any] = []
+    caplog.set_level(logging.DEBUG)  # every logger, not only mcpconnect
+    error: McpConnectError | None = None
+    try:
+        mcpconnect.connect(CONFIG, on_event=events.append, base_url="https://letta.example",
+                           api_key=API_KEY, transport=transport, timeout=FAST)
+    except McpConnectError as exc:
+        error = exc
+    assert (error is None) == (name in ("success", "oauth"))
+    assert caplog.records, "the scenario logged nothing at debug level"
+    for record in caplog.records:
+        check(record.getMessage())
+        check(repr(record.args))
+        if record.exc_info:
+            check("".join(traceback.format_exception(*record.exc_info)))
+    if error is not None:
+        check(str(error))
+        check(repr(error))
+        check("".join(traceback.format_exception(error)))
+        check(repr(vars(error)))
+    for event in events:
+        check(repr(event))
+    for request in transport.requests:
+        check(repr(request))
+    # The secrets did go where they belong.
+    request = transport.last_request
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert json.loads(request.body or b"")["auth_token"] == TOKEN
+
+
+def test_cancel_and_missing_key_errors(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(mcpconnect.ConnectCancelledError) as cancelled:
+        mcpconnect.connect(CONFIG, cancel=cancel, base_url="https://l.example",
+                           api_key=API_KEY, transport=FakeTransport())
+    check(str(cancelled.value))
+    with pytest.raises(mcpconnect.ConfigError) as bad:
+        mcpconnect.connect({**CONFIG.to_dict(), "type": "stdio"}, api_key=API_KEY,
+                           transport=FakeTransport())
+    check(str(bad.value))
+    with pytest.raises(mcpconnect.ConfigError) as bad_key:
+        mcpconnect.connect(CONFIG, api_key=API_KEY + "\n", transport=FakeTransport())
+    check(str(bad_key.value))
+    for record in caplog.records:
+        check(record.getMessage())
+
+
+def test_settings_file_errors_do_not_show_the_key(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text('{"env": {"LETTA_API_KEY": "' + API_KEY + '", }}')  # trailing comma
+    with pytest.raises(mcpconnect.ConfigError) as info:
+        mcpconnect.connect(CONFIG, settings_path=path, transport=FakeTransport())
+    check(str(info.value))
+
+
+def test_reprs() -> None:
+    with Client(base_url="https://l.example", api_key=API_KEY, transport=FakeTransport()) as c:
+        check(repr(c))
+        check(str(c))
+    check(repr(CONFIG))
+    check(str(CONFIG))
+    invalid_token = {**CONFIG.to_dict(), "auth_token": 5}
+    with pytest.raises(mcpconnect.ConfigError) as info:
+        McpConnectConfig.from_dict(invalid_token)
+    check(str(info.value))
