@@ -6,6 +6,13 @@ every few milliseconds. When a connect's ``cancel`` is set, or one of its limits
 watchdog records why and closes the connect's response from its own thread; the blocked read
 then ends, and the connect raises the recorded reason instead of the read's error. The thread
 runs only while some connect is being watched.
+
+A transport can also be watched while it waits for the response headers, before it has a
+response to hand back: a :class:`Watch` made on a thread is that thread's *pending* watch until
+the next send takes it (:func:`take_pending`). The transport then attaches an object that can
+break its in-flight connection, and reports when it is busy opening the connection
+(:attr:`Watch.connecting`: the ``read`` limit does not count then, the transport's ``connect``
+limit does). ``Urllib3Transport`` does this; other transports need not.
 """
 
 from __future__ import annotations
@@ -18,11 +25,13 @@ from typing import Protocol
 from ._timeouts import Timeouts
 from .errors import ConnectCancelledError, ConnectTimeoutError, McpConnectError
 
-__all__ = ["Watch"]
+__all__ = ["Watch", "take_pending"]
 
 log = logging.getLogger("mcpconnect")
 
 POLL_SECONDS = 0.01
+
+_local = threading.local()
 
 
 class _Closable(Protocol):
@@ -42,7 +51,9 @@ class Watch:
         self.last_data = now
         self.waiting_since: float | None = None
         self.reason: McpConnectError | None = None
+        self.connecting = False
         self._target: _Closable | None = None
+        _local.pending = self  # for the transport's send, see take_pending()
 
     # --- called by the connect thread ----------------------------------------------------
 
@@ -55,9 +66,18 @@ class Watch:
         self.waiting_since = time.monotonic() if waiting else None
 
     def attach(self, target: _Closable) -> None:
-        """Watch ``target``: close it when a limit runs out or ``cancel`` is set."""
+        """Watch ``target``: close it when a limit runs out or ``cancel`` is set.
+
+        Attaching again replaces the target (the response replaces the in-flight connection).
+        If the watch already fired, ``target`` is closed here and now, so that a target
+        attached just after the watchdog looked is never left open.
+        """
+        if getattr(_local, "pending", None) is self:
+            _local.pending = None
         self._target = target
         _WATCHDOG.add(self)
+        if self.reason is not None:
+            _close(target)
 
     def detach(self) -> None:
         _WATCHDOG.remove(self)
@@ -71,6 +91,12 @@ class Watch:
         """Why this connect must stop now, or ``None``. Also the watchdog's test."""
         if self.reason is not None:
             return self.reason
+        reason = self._check()
+        if reason is not None and getattr(_local, "pending", None) is self:
+            _local.pending = None  # the connect stops before sending: nothing may take it
+        return reason
+
+    def _check(self) -> McpConnectError | None:
         if self.cancel is not None and self.cancel.is_set():
             return ConnectCancelledError(self.state)
         now = time.monotonic()
@@ -87,7 +113,7 @@ class Watch:
                     "authorization", t.authorization, self.state,
                     f"no authorization after {t.authorization:g} s while {self.state}",
                 )
-        elif t.read is not None and now - self.last_data >= t.read:
+        elif t.read is not None and not self.connecting and now - self.last_data >= t.read:
             return ConnectTimeoutError(
                 "read", t.read, self.state,
                 f"the server sent nothing for {t.read:g} s (in state {self.state})",
@@ -103,11 +129,23 @@ class Watch:
         self.reason = reason
         target = self._target
         if target is not None:
-            try:
-                target.close()
-            except Exception:  # a transport's close() must not kill the watchdog
-                log.debug("closing a response failed", exc_info=True)
+            _close(target)
         return True
+
+
+def _close(target: _Closable) -> None:
+    try:
+        target.close()
+    except Exception:  # a transport's close() must not kill the watchdog
+        log.debug("closing a response failed", exc_info=True)
+
+
+def take_pending() -> Watch | None:
+    """The watch of the connect that is sending on this thread, if any; taken once, by the
+    transport's ``send``. ``None`` outside a connect (a transport used on its own)."""
+    watch: Watch | None = getattr(_local, "pending", None)
+    _local.pending = None
+    return watch
 
 
 class _Watchdog:
