@@ -290,6 +290,9 @@ class Urllib3Transport:
     @staticmethod
     def _tracked(manager: urllib3.PoolManager) -> urllib3.PoolManager:
         manager.pool_classes_by_scheme = _POOL_CLASSES
+        # urllib3 2 drops pools on clear() (and on eviction) without closing them: their
+        # idle sockets then wait for the garbage collector. Close them at once.
+        manager.pools.dispose_func = _close_pool
         return manager
 
     def _manager_for(self, url: str) -> urllib3.PoolManager:
@@ -352,12 +355,17 @@ class Urllib3Transport:
         return _Urllib3Response(response, request.url)
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every idle pooled connection (one in use is closed when its response is)."""
         self._direct.clear()
         with self._lock:
             for manager in self._proxies.values():
                 manager.clear()
             self._proxies.clear()
+
+
+def _close_pool(pool: HTTPConnectionPool) -> None:
+    with contextlib.suppress(Exception):
+        pool.close()
 
 
 def _backstop(timeouts: Timeouts) -> float | None:
