@@ -52,6 +52,7 @@ class Watch:
         self.waiting_since: float | None = None
         self.reason: McpConnectError | None = None
         self.connecting = False
+        self.held = False
         self._target: _Closable | None = None
         _local.pending = self  # for the transport's send, see take_pending()
 
@@ -60,6 +61,14 @@ class Watch:
     def activity(self) -> None:
         """Bytes arrived."""
         self.last_data = time.monotonic()
+
+    def holding(self, held: bool) -> None:
+        """The caller holds an event (``on_event`` runs, or a ``stream_events`` consumer has
+        not asked for the next one): nobody reads, so the ``read`` limit does not count.
+        ``cancel``, ``authorization`` and ``total`` still do."""
+        self.held = held
+        if not held:
+            self.last_data = time.monotonic()
 
     def waiting(self, waiting: bool) -> None:
         """The flow entered (or left) ``waiting_for_auth``."""
@@ -113,7 +122,12 @@ class Watch:
                     "authorization", t.authorization, self.state,
                     f"no authorization after {t.authorization:g} s while {self.state}",
                 )
-        elif t.read is not None and not self.connecting and now - self.last_data >= t.read:
+        elif (
+            t.read is not None
+            and not self.connecting
+            and not self.held
+            and now - self.last_data >= t.read
+        ):
             return ConnectTimeoutError(
                 "read", t.read, self.state,
                 f"the server sent nothing for {t.read:g} s (in state {self.state})",

@@ -10,7 +10,10 @@ import _thread
 import contextlib
 import random
 import signal
+import socket
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,6 +27,7 @@ from loopback import (
     Script,
     ScriptedServer,
     Status,
+    WaitFor,
     loopback_ca,
     scripted_server,
     socket_baseline,
@@ -33,6 +37,7 @@ from loopback import (
     wait_for_socket_count,
 )
 from test_urllib3_transport import (
+    API_KEY,
     AUTHORIZATION_URL,
     CONFIG,
     CONNECTION_ATTEMPT,
@@ -45,6 +50,7 @@ from test_urllib3_transport import (
     wait_until_reading,
 )
 
+import mcpconnect
 from mcpconnect import (
     ConnectCancelledError,
     ConnectionFailedError,
@@ -56,6 +62,7 @@ from mcpconnect import (
     Timeouts,
     TransportError,
 )
+from mcpconnect.transports import Request, Urllib3Transport
 
 _FIXTURES = (loopback_ca, scripted_server, tls_server, _no_proxy_env)
 
@@ -195,6 +202,32 @@ def test_a_number_is_the_total_limit(scripted_server: ScriptedServer) -> None:
         with pytest.raises(ConnectTimeoutError) as info:
             client.connect(CONFIG)
         assert info.value.limit == "total"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ConnectTimeoutError,
+    reason="client._run does not yet call Watch.holding() around its yield (see the report)",
+)
+def test_a_slow_on_event_is_not_the_servers_silence(scripted_server: ScriptedServer) -> None:
+    """on_event takes longer than the read limit; nobody reads meanwhile, so it is not the
+    server's silence and must not end the connect."""
+    go = threading.Event()
+    scripted_server.script = [
+        Status(200),
+        sse_chunk(CONNECTION_ATTEMPT),
+        WaitFor(go),
+        sse_chunk(SUCCESS),
+        End(),
+    ]
+
+    def on_event(event: McpOauthEvent) -> None:
+        if event.event == "connection_attempt":
+            threading.Event().wait(3 * SHORT)  # the caller is busy, not the server
+            go.set()
+
+    with client_for(scripted_server, timeout=Timeouts(read=SHORT)) as client:
+        assert client.connect(CONFIG, on_event=on_event)[0].name == "echo"
 
 
 # --------------------------------------------------------------------------------------------
@@ -479,3 +512,107 @@ def test_no_socket_leaks_after_500_mixed_connects() -> None:
             assert wait_for_socket_count(baseline + 2 * 10, timeout=5) <= baseline + 2 * 10
         assert wait_for_socket_count(baseline, timeout=5) <= baseline
         assert len(server.requests) == 500
+
+
+# --------------------------------------------------------------------------------------------
+# A TCP connect that hangs
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hung_url() -> Iterator[str]:
+    """A loopback URL whose TCP connects hang: a listener with a full backlog that never
+    accepts (Linux drops the SYNs, so connect() waits for its timeout)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    probe = socket.socket()
+    probe.settimeout(0.2)
+    try:
+        probe.connect(("127.0.0.1", port))
+        pytest.skip("this system accepts connections beyond the backlog")
+    except TimeoutError:
+        pass
+    finally:
+        probe.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()
+
+
+def test_transport_connect_limit(hung_url: str) -> None:
+    transport = Urllib3Transport()
+    try:
+        with pytest.raises(ConnectTimeoutError) as info:
+            transport.send(Request("GET", hung_url + "/"), Timeouts(connect=SHORT))
+    finally:
+        transport.close()
+    assert (info.value.limit, info.value.seconds) == ("connect", SHORT)
+    assert hung_url in str(info.value)
+
+
+@CLIENT_WRAPS_SEND_TIMEOUTS
+def test_connect_limit_and_not_read_while_connecting(hung_url: str) -> None:
+    """The read limit (shorter here) does not count while the TCP connect is in progress."""
+    transport = Urllib3Transport()
+    try:
+        with pytest.raises(ConnectTimeoutError) as info:
+            mcpconnect.connect(
+                CONFIG,
+                base_url=hung_url,
+                api_key=API_KEY,
+                transport=transport,
+                timeout=Timeouts(connect=SHORT, read=0.05),
+            )
+    finally:
+        transport.close()
+    assert (info.value.limit, info.value.state) == ("connect", "connecting")
+
+
+def wait_until_connecting(thread: threading.Thread, timeout: float = 5.0) -> None:
+    """Wait until ``thread`` is inside urllib3's create_connection (found on its stack)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(thread.ident or -1)
+        while frame is not None:
+            if frame.f_code.co_name == "create_connection":
+                return
+            frame = frame.f_back
+        time.sleep(0.005)
+    raise AssertionError(f"{thread.name} never blocked in a TCP connect")
+
+
+def test_cancel_during_a_hung_tcp_connect(hung_url: str) -> None:
+    """There is no socket to shut down yet, so the cancel takes effect when the connect
+    gives up (its limit) or succeeds; either way the result is ConnectCancelledError."""
+    cancel = threading.Event()
+    me = threading.current_thread()
+
+    def canceller() -> None:
+        wait_until_connecting(me)
+        cancel.set()
+
+    transport = Urllib3Transport()
+    try:
+        with in_thread(canceller), pytest.raises(ConnectCancelledError) as info:
+            mcpconnect.connect(
+                CONFIG,
+                base_url=hung_url,
+                api_key=API_KEY,
+                transport=transport,
+                cancel=cancel,
+                timeout=Timeouts(connect=SHORT),
+            )
+    finally:
+        transport.close()
+    assert info.value.state == "started"
