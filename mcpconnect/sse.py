@@ -12,18 +12,24 @@ Lines are found with C-level ``bytes`` methods, never a Python loop over bytes:
   because CR and LF never occur inside a UTF-8 multi-byte sequence, and a line never holds a
   terminator. A CR that ends a chunk ends its line *at once* (the line is emitted without
   waiting for the next chunk); we only remember to drop an LF that starts the next chunk.
-* Everything up to the chunk's last LF is complete lines. It is decoded as UTF-8 (with
-  replacement) in one call and split on ``"\\n"`` in one call. Decoding several whole lines at
-  once gives the same text as decoding each alone, because every line boundary is also a
-  character boundary. ``str.split("\\n")`` (not ``splitlines``) keeps U+2028, U+2029 and U+0085
-  as data.
-* What follows the last LF is an incomplete line: its bytes are appended to a ``bytearray``
-  and never scanned again, so a line that arrives in a thousand pieces costs what one piece
-  does (each new chunk is searched once, for LF and CR, by ``bytes.__contains__``/``rfind``).
-  A UTF-8 character split across chunks is therefore decoded whole.
+* Everything up to the chunk's last LF is complete lines (the *block*). What follows is an
+  incomplete line: its bytes are appended to a ``bytearray`` and never scanned again, so a
+  line that arrives in a thousand pieces costs what one piece does. A UTF-8 character split
+  across chunks is therefore decoded whole.
+* A block is decoded as UTF-8 (with replacement) in one call and split on ``"\\n"`` in one
+  call. Decoding several whole lines at once gives the same text as decoding each alone,
+  because LF is never part of a multi-byte sequence, so every line boundary is also a
+  character boundary. ``str.split("\\n")`` (not ``splitlines``) keeps U+2028, U+2029 and
+  U+0085 as data. The lines are then folded into events one by one.
+
+Fast path. Almost every real stream is a run of ``data: <one line>\\n\\n`` events. When the
+decoder is between events and a block starts with such a run, the run is checked and taken
+apart with a few C-level calls instead of a Python loop over its lines; see
+:meth:`SSEDecoder._data_events` for why that is exact. Everything else takes the line loop.
 
 Limits: ``max_line_bytes`` caps one line (and so the incomplete line held in memory);
-``max_event_bytes`` caps the data of one event. Both raise :class:`ProtocolError`.
+``max_event_bytes`` caps the UTF-8 size of the data of one event. Both raise
+:class:`ProtocolError`.
 
 This module imports only the standard library and attrs; it does no I/O.
 """
@@ -31,6 +37,7 @@ This module imports only the standard library and attrs; it does no I/O.
 from __future__ import annotations
 
 import contextlib
+from itertools import repeat
 
 import attrs
 
@@ -65,11 +72,56 @@ class ServerSentEvent:
     retry: int | None = None
 
 
+# Building events without attrs' generated __init__, which costs more than the rest of
+# decoding a small event: allocate the instance and fill its four slots through the slot
+# descriptors (the very setters the generated __init__ reaches through object.__setattr__).
+# Exact because ServerSentEvent has no validators, converters or __attrs_post_init__, and
+# these are all its fields (tests/test_sse.py checks both).
+_new = object.__new__
+_set_event = ServerSentEvent.__dict__["event"].__set__
+_set_data = ServerSentEvent.__dict__["data"].__set__
+_set_id = ServerSentEvent.__dict__["id"].__set__
+_set_retry = ServerSentEvent.__dict__["retry"].__set__
+
+
+def _event(event: str, data: str, id: str, retry: int | None) -> ServerSentEvent:
+    self = _new(ServerSentEvent)
+    _set_event(self, event)
+    _set_data(self, data)
+    _set_id(self, id)
+    _set_retry(self, retry)
+    return self
+
+
+def _messages(datas: list[str], id: str) -> list[ServerSentEvent]:
+    """``[ServerSentEvent("message", data, id, None) for data in datas]``, in C loops."""
+    n = len(datas)
+    if n < 8:
+        return [_event("message", data, id, None) for data in datas]
+    events = list(map(_new, repeat(ServerSentEvent, n)))
+    # Each setter returns None, so any() runs it over every event.
+    any(map(_set_event, events, repeat("message", n)))
+    any(map(_set_data, events, datas))
+    any(map(_set_id, events, repeat(id, n)))
+    any(map(_set_retry, events, repeat(None, n)))
+    return events
+
+
+def _decode(block: bytes | bytearray, start: int, stop: int) -> str:
+    """``block[start:stop]`` as UTF-8 with replacement, without copying the bytes first."""
+    if stop - start < 4096:
+        return str(block[start:stop], "utf-8", "replace")
+    with memoryview(block) as view:
+        return str(view[start:stop], "utf-8", "replace")
+
+
 class SSEDecoder:
     """Incremental SSE decoder: :meth:`feed` bytes, get the events they complete.
 
     ``max_line_bytes`` and ``max_event_bytes`` bound memory (see the module constants for
     the defaults); a longer line or event raises :class:`~mcpconnect.errors.ProtocolError`.
+    The event limit counts the UTF-8 bytes of the event's data as decoded (an invalid byte
+    becomes U+FFFD, three bytes).
     With ``bare_json_lines=True`` (what :func:`mcpconnect.connect` uses, for compatibility
     with the TypeScript original) a line that starts with ``{`` is dispatched at once as the
     data of one event of type ``"message"``, as if it had been ``data: {...}``.
@@ -83,6 +135,7 @@ class SSEDecoder:
         "_data",
         "_data_size",
         "_event_type",
+        "_idle",
         "_last_id",
         "_max_event",
         "_max_line",
@@ -108,11 +161,12 @@ class SSEDecoder:
         self._cr_pending = False  # the last chunk ended in CR: drop one LF that starts the next
         self._bom_pending = True
         self._closed = False
-        self._data: list[str] = []
-        self._data_size = 0
+        self._data: list[str] = []  # the data buffer, one entry per data line
+        self._data_size = 0  # UTF-8 size of the data buffer, plus one per line
         self._event_type = ""
         self._last_id = ""
         self._retry: int | None = None
+        self._idle = True  # between events: no data, event type or retry buffered
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
         """Take the next bytes of the stream; return the events they complete, in order.
@@ -120,6 +174,13 @@ class SSEDecoder:
         Raises :class:`~mcpconnect.errors.ProtocolError` when a limit is exceeded and
         :class:`RuntimeError` after :meth:`close`.
         """
+        if len(data) == 1 and data[0] > 0x0D and not self._cr_pending and not self._closed:
+            # One byte that ends no line (CR and LF are below 0x0E): extend the line.
+            partial = self._partial
+            partial += data
+            if len(partial) > self._max_line:
+                raise ProtocolError(f"SSE line longer than max_line_bytes ({self._max_line})")
+            return []
         if self._closed:
             raise RuntimeError("SSEDecoder.feed() called after close()")
         if not data:
@@ -128,31 +189,81 @@ class SSEDecoder:
             self._cr_pending = False
             if data[0] == 0x0A:
                 data = data[1:]
-        if b"\r" in data:
+        # bytes.find, not "in": it is much cheaper on small chunks.
+        if data.find(b"\r") >= 0:
             self._cr_pending = data[-1] == 0x0D
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        end = data.rfind(b"\n")
+        end = data.rfind(b"\n") + 1
         partial = self._partial
-        if end < 0:
+        if not end:
             partial += data
             if len(partial) > self._max_line:
                 raise ProtocolError(f"SSE line longer than max_line_bytes ({self._max_line})")
             return []
+        # The block: complete lines, each ending in LF.
+        block: bytes | bytearray
         if partial:
-            partial += data[:end]
-            block = bytes(partial)
-            partial.clear()
+            partial += memoryview(data)[:end]
+            block = partial
+            self._partial = partial = bytearray()
+            if end < len(data):
+                partial += memoryview(data)[end:]
+            if len(block) > self._max_line or len(partial) > self._max_line:
+                self._check_line_lengths(block)
         else:
-            block = data[:end]
-        partial += data[end + 1 :]
-        if len(block) > self._max_line or len(partial) > self._max_line:
-            self._check_line_lengths(block)
-        text = block.decode("utf-8", "replace")
+            if end == len(data):
+                block = data
+            else:
+                block = data[:end]
+                partial += memoryview(data)[end:]
+            if len(data) > self._max_line:
+                self._check_line_lengths(block)
+        start = 0
         if self._bom_pending:
             self._bom_pending = False
-            if text[:1] == "\ufeff":
-                text = text[1:]
-        return self._lines(text.split("\n"))
+            if block.startswith(b"\xef\xbb\xbf"):
+                start = 3
+        end = len(block)
+        if (
+            self._idle
+            and block.startswith(b"data: ", start)
+            and block.find(b"\n", start + 6) == end - 2
+        ):
+            # The block is one event, "data: <line>\n\n", the usual chunk: _data_events
+            # (see there), inlined.
+            if end - start < 4096:
+                value = str(block[start + 6 : end - 2], "utf-8", "replace")
+            else:
+                value = _decode(block, start + 6, end - 2)
+            if 3 * (end - start) > self._max_event:
+                self._check_event_sizes([value])
+            event = _new(ServerSentEvent)
+            _set_event(event, "message")
+            _set_data(event, value)
+            _set_id(event, self._last_id)
+            _set_retry(event, None)
+            return [event]
+        # Alternate between the fast path, for runs of "data: <line>\n\n" events, and the line
+        # loop, which takes everything else up to the next blank line that a "data: " line
+        # follows. A run that is not in the fast form goes to the line loop whole, so this
+        # alternates only as often as the fast path dispatches events.
+        events: list[ServerSentEvent] = []
+        while start < end:
+            stop = end
+            if self._idle and block.startswith(b"data: ", start):
+                pos = self._data_events(block, start, events)
+                if pos > start:
+                    start = pos
+                    if start == end:
+                        break
+                    stop = block.find(b"\n\ndata: ", start) + 2
+            else:
+                stop = block.find(b"\n\ndata: ", start) + 2
+            if stop < 2:  # no such line (find gave -1)
+                stop = end
+            self._lines(_decode(block, start, stop - 1).split("\n"), events)
+            start = stop
+        return events
 
     def close(self) -> list[ServerSentEvent]:
         """End the stream. An unterminated line or event is discarded, as the spec says, so
@@ -162,55 +273,110 @@ class SSEDecoder:
         self._data = []
         return []
 
-    def _check_line_lengths(self, block: bytes) -> None:
+    def _check_line_lengths(self, block: bytes | bytearray) -> None:
         # Rare path: only when the block could hold a line over the limit.
         if len(self._partial) > self._max_line or (
-            block and max(map(len, block.split(b"\n"))) > self._max_line
+            max(map(len, block.split(b"\n"))) > self._max_line
         ):
             raise ProtocolError(f"SSE line longer than max_line_bytes ({self._max_line})")
 
-    def _lines(self, lines: list[str]) -> list[ServerSentEvent]:
-        events: list[ServerSentEvent] = []
+    def _check_event_sizes(self, datas: list[str]) -> None:
+        # Rare path: only when the bytes they came from could hold an event over the limit.
+        for value in datas:
+            if (len(value) if value.isascii() else len(value.encode())) > self._max_event:
+                raise ProtocolError(
+                    f"SSE event data longer than max_event_bytes ({self._max_event})"
+                )
+
+    def _data_events(
+        self, block: bytes | bytearray, start: int, events: list[ServerSentEvent]
+    ) -> int:
+        """The fast path: append the events of the run of ``data: <line>\\n\\n`` events that
+        starts ``block`` at ``start`` to ``events``; return where the run ends (``start``
+        when there is none). Called only between events (empty data buffer, no event type, no
+        retry), where each such pair of lines dispatches one ``message`` event with data
+        ``<line>``, the last event ID and no retry, and leaves the decoder between events.
+        """
+        # Event by event, each line end found by memchr: cheap for a few large events.
+        datas: list[str] = []
+        pos = start
+        end = len(block)
+        while len(datas) < 8:
+            lf = block.find(b"\n", pos + 6)
+            if lf + 1 == end or block[lf + 1] != 0x0A:
+                break  # the line is not followed by a blank line (yet)
+            datas.append(_decode(block, pos + 6, lf))
+            pos = lf + 2
+            if pos == end or not block.startswith(b"data: ", pos):
+                break
+        else:
+            # Many events: check and split the rest of the run with a few C-level calls.
+            # Let k count the occurrences of "\n\ndata: " in block[pos:stop] (they cannot
+            # overlap). The region starts with "data: " and ends with "\n\n"; if it holds
+            # exactly 2k + 2 LFs, every LF is in one of those k separators or in the final
+            # "\n\n", so the region is "data: V1\n\n ... data: Vk+1\n\n" with no LF in any
+            # Vi. Decoding it at once and then cutting at the separators gives the same Vi
+            # as decoding each alone: the cuts sit next to ASCII bytes, and LF is never part
+            # of a multi-byte sequence (nor swallowed by a replacement).
+            # (Without a blank line, rfind gives -1, and the check fails on stop = 1.)
+            stop = end if block.endswith(b"\n\n") else block.rfind(b"\n\n", pos) + 2
+            if block.count(b"\n", pos, stop) == 2 * block.count(b"\n\ndata: ", pos, stop) + 2:
+                text = _decode(block, pos + 6, stop - 2)
+                datas += text.replace("\n\ndata: ", "\n").split("\n")
+                pos = stop
+        # An event's data is at most 3 bytes (U+FFFD) per byte it came from.
+        if 3 * (pos - start) > self._max_event:
+            self._check_event_sizes(datas)
+        events += _messages(datas, self._last_id)
+        return pos
+
+    def _lines(self, lines: list[str], events: list[ServerSentEvent]) -> None:
+        """Fold ``lines`` into the decoder's state, appending dispatched events."""
         data = self._data
-        for line in lines:
-            if not line:
-                if data:
-                    events.append(
-                        ServerSentEvent(
-                            self._event_type or "message",
-                            "\n".join(data),
-                            self._last_id,
-                            self._retry,
+        size = self._data_size
+        event_type = self._event_type
+        last_id = self._last_id
+        retry = self._retry
+        max_size = self._max_event + 1  # the first line's "\n" is not part of the data
+        bare_json = self._bare_json
+        try:
+            for line in lines:
+                if not line:
+                    if data:
+                        events.append(
+                            _event(event_type or "message", "\n".join(data), last_id, retry)
                         )
-                    )
-                    data.clear()
-                    self._data_size = 0
-                self._event_type = ""
-                self._retry = None
-                continue
-            name, _, value = line.partition(":")
-            if value[:1] == " ":
-                value = value[1:]
-            if name == "data":
-                # The event's data is these values joined with "\n": count each value's
-                # UTF-8 size plus one, and allow one more for the first line's missing "\n".
-                self._data_size += (len(value) if value.isascii() else len(value.encode())) + 1
-                if self._data_size > self._max_event + 1:
-                    raise ProtocolError(
-                        f"SSE event data longer than max_event_bytes ({self._max_event})"
-                    )
-                data.append(value)
-            elif name == "event":
-                self._event_type = value
-            elif name == "id":
-                if "\x00" not in value:
-                    self._last_id = value
-            elif name == "retry":
-                if value.isascii() and value.isdigit():
-                    # int() refuses over sys.get_int_max_str_digits() digits: ignore those.
-                    with contextlib.suppress(ValueError):
-                        self._retry = int(value)
-            elif self._bare_json and name[:1] == "{":
-                # A bare JSON line (no "data:" field): the TypeScript original reads these.
-                events.append(ServerSentEvent("message", line, self._last_id, None))
-        return events
+                        data.clear()
+                        size = 0
+                    event_type = ""
+                    retry = None
+                    continue
+                name, _, value = line.partition(":")
+                if value[:1] == " ":
+                    value = value[1:]
+                if name == "data":
+                    size += (len(value) if value.isascii() else len(value.encode())) + 1
+                    if size > max_size:
+                        raise ProtocolError(
+                            f"SSE event data longer than max_event_bytes ({self._max_event})"
+                        )
+                    data.append(value)
+                elif name == "event":
+                    event_type = value
+                elif name == "id":
+                    if "\x00" not in value:
+                        last_id = value
+                elif name == "retry":
+                    if value.isascii() and value.isdigit():
+                        # int() refuses over sys.get_int_max_str_digits() digits: ignore those.
+                        with contextlib.suppress(ValueError):
+                            retry = int(value)
+                elif bare_json and name[:1] == "{":
+                    # A bare JSON line (no "data:" field): the TypeScript original reads these.
+                    events.append(_event("message", line, last_id, None))
+        finally:
+            self._data_size = size
+            self._event_type = event_type
+            self._last_id = last_id
+            self._retry = retry
+            self._idle = not data and not event_type and retry is None
