@@ -71,8 +71,12 @@ class Watch:
             self.last_data = time.monotonic()
 
     def waiting(self, waiting: bool) -> None:
-        """The flow entered (or left) ``waiting_for_auth``."""
-        self.waiting_since = time.monotonic() if waiting else None
+        """Whether the flow is in ``waiting_for_auth``; the ``authorization`` limit counts
+        from when it entered (an unknown event while waiting does not restart it)."""
+        if not waiting:
+            self.waiting_since = None
+        elif self.waiting_since is None:
+            self.waiting_since = time.monotonic()
 
     def attach(self, target: _Closable) -> None:
         """Watch ``target``: close it when a limit runs out or ``cancel`` is set.

@@ -260,6 +260,8 @@ def _run(
     log.debug("%s %s", request.method, request.url)
     try:
         response = transport.send(request, _send_timeouts(timeouts))
+    except McpConnectError:
+        raise  # a ConnectTimeoutError is also an OSError: keep it as it is
     except OSError as exc:
         raise TransportError(f"cannot reach {where(request.url)}: {exc}") from exc
     watch.attach(response)
@@ -276,16 +278,17 @@ def _run(
                         continue
                     watch.state = flow.state.value
                     watch.waiting(flow.state is ConnectState.WAITING_FOR_AUTH)
+                    watch.holding(True)  # time spent in the caller is not the server's silence
                     yield event
+                    watch.holding(False)
                     if flow.done:
                         return flow.result()
-                    watch.activity()  # time spent in the caller is not the server's silence
             decoder.close()
         except (McpConnectError, OSError) as exc:
             stopped = watch.reason or watch.check()
             if stopped is not None:
                 raise stopped from exc
-            if isinstance(exc, OSError):
+            if isinstance(exc, OSError) and not isinstance(exc, McpConnectError):
                 raise TransportError(f"the connection broke: {exc}") from exc
             raise
         if watch.reason is not None:

@@ -60,7 +60,6 @@ from mcpconnect import (
     ServerError,
     StreamEndedError,
     Timeouts,
-    TransportError,
 )
 from mcpconnect.transports import Request, Urllib3Transport
 
@@ -170,15 +169,6 @@ def test_total_limit_on_a_stream_that_trickles(scripted_server: ScriptedServer) 
     assert_client_closed(scripted_server)
 
 
-# client.py catches OSError around transport.send() and wraps it in TransportError; a
-# ConnectTimeoutError is a TimeoutError, hence an OSError, so it gets wrapped. The fix is one
-# line in client._run (let McpConnectError through first); remove this mark with it.
-CLIENT_WRAPS_SEND_TIMEOUTS = pytest.mark.xfail(
-    strict=True, raises=TransportError, reason="client._run wraps ConnectTimeoutError from send"
-)
-
-
-@CLIENT_WRAPS_SEND_TIMEOUTS
 def test_read_limit_while_waiting_for_the_headers(scripted_server: ScriptedServer) -> None:
     scripted_server.script = NO_HEADERS
     with client_for(scripted_server) as client, pytest.raises(ConnectTimeoutError) as info:
@@ -187,7 +177,6 @@ def test_read_limit_while_waiting_for_the_headers(scripted_server: ScriptedServe
     assert_client_closed(scripted_server)
 
 
-@CLIENT_WRAPS_SEND_TIMEOUTS
 def test_total_limit_while_waiting_for_the_headers(scripted_server: ScriptedServer) -> None:
     scripted_server.script = NO_HEADERS
     with client_for(scripted_server) as client, pytest.raises(ConnectTimeoutError) as info:
@@ -204,11 +193,6 @@ def test_a_number_is_the_total_limit(scripted_server: ScriptedServer) -> None:
         assert info.value.limit == "total"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConnectTimeoutError,
-    reason="client._run does not yet call Watch.holding() around its yield (see the report)",
-)
 def test_a_slow_on_event_is_not_the_servers_silence(scripted_server: ScriptedServer) -> None:
     """on_event takes longer than the read limit; nobody reads meanwhile, so it is not the
     server's silence and must not end the connect."""
@@ -561,7 +545,6 @@ def test_transport_connect_limit(hung_url: str) -> None:
     assert hung_url in str(info.value)
 
 
-@CLIENT_WRAPS_SEND_TIMEOUTS
 def test_connect_limit_and_not_read_while_connecting(hung_url: str) -> None:
     """The read limit (shorter here) does not count while the TCP connect is in progress."""
     transport = Urllib3Transport()
