@@ -46,7 +46,7 @@ class Watch:
         now = time.monotonic()
         self.timeouts = timeouts
         self.cancel = cancel
-        self.state = "started"
+        self.state: str = "started"  # a ConnectState (a str) once events arrive
         self.started = now
         self.last_data = now
         self.waiting_since: float | None = None
@@ -110,21 +110,22 @@ class Watch:
         return reason
 
     def _check(self) -> McpConnectError | None:
+        state = str(self.state)  # the connect thread may set a ConnectState
         if self.cancel is not None and self.cancel.is_set():
-            return ConnectCancelledError(self.state)
+            return ConnectCancelledError(state)
         now = time.monotonic()
         t = self.timeouts
         if t.total is not None and now - self.started >= t.total:
             return ConnectTimeoutError(
-                "total", t.total, self.state,
+                "total", t.total, state,
                 f"the connect took longer than its total limit of {t.total:g} s "
-                f"(in state {self.state})",
+                f"(in state {state})",
             )
         if self.waiting_since is not None:
             if t.authorization is not None and now - self.waiting_since >= t.authorization:
                 return ConnectTimeoutError(
-                    "authorization", t.authorization, self.state,
-                    f"no authorization after {t.authorization:g} s while {self.state}",
+                    "authorization", t.authorization, state,
+                    f"no authorization after {t.authorization:g} s while {state}",
                 )
         elif (
             t.read is not None
@@ -133,8 +134,8 @@ class Watch:
             and now - self.last_data >= t.read
         ):
             return ConnectTimeoutError(
-                "read", t.read, self.state,
-                f"the server sent nothing for {t.read:g} s (in state {self.state})",
+                "read", t.read, state,
+                f"the server sent nothing for {t.read:g} s (in state {state})",
             )
         return None
 

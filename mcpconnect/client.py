@@ -276,7 +276,7 @@ def _run(
                     event = flow.receive(sse)
                     if event is None:
                         continue
-                    watch.state = flow.state.value
+                    watch.state = flow.state
                     watch.waiting(flow.state is ConnectState.WAITING_FOR_AUTH)
                     watch.holding(True)  # time spent in the caller is not the server's silence
                     yield event

@@ -364,12 +364,51 @@ def _unstructure_tool(tool: McpTool) -> JsonObject:
     return out
 
 
+_EVENT_TYPES: dict[str, OauthStreamEvent] = {e.value: e for e in OauthStreamEvent}
+_EVENT_KEYS = frozenset(a.name for a in attrs.fields(McpOauthEvent)) - {"extra"}
+
+
 def structure_event(data: JsonObject) -> McpOauthEvent:
     """Turn one event's JSON object into an :class:`McpOauthEvent`.
 
     Raises :class:`~mcpconnect.ProtocolError` naming every field that does not fit,
     e.g. ``invalid type (expected a string, got int) @ $.tools[3].name``.
     """
+    # The fast path, for every event of a well-formed stream: plain checks of the same
+    # rules the converter applies. Anything that fails them goes to the converter, which
+    # rejects it with its detailed messages.
+    get = data.get
+    kind = get("event")
+    url = get("url")
+    session_id = get("session_id")
+    message = get("message")
+    server_name = get("server_name")
+    tools = get("tools")
+    if (
+        isinstance(kind, str)
+        and (url is None or isinstance(url, str))
+        and (session_id is None or isinstance(session_id, str))
+        and (message is None or isinstance(message, str))
+        and (server_name is None or isinstance(server_name, str))
+        and (tools is None or isinstance(tools, list))
+    ):
+        try:
+            tool_list = None if tools is None else _structure_tools(tools, None)
+        except (TypeError, IterableValidationError):
+            pass  # the converter explains
+        else:
+            extra: JsonObject = {}
+            if not _EVENT_KEYS.issuperset(data):
+                extra = {k: v for k, v in data.items() if k not in _EVENT_KEYS}
+            return McpOauthEvent(
+                event=_EVENT_TYPES.get(kind, kind),
+                url=url,
+                session_id=session_id,
+                tools=tool_list,
+                message=message,
+                server_name=server_name,
+                extra=extra,
+            )
     try:
         event: McpOauthEvent = _converter.structure(data, McpOauthEvent)
     except Exception as exc:
