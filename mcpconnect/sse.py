@@ -244,19 +244,19 @@ class SSEDecoder:
             _set_retry(event, None)
             return [event]
         # Alternate between the fast path, for runs of "data: <line>\n\n" events, and the line
-        # loop, which takes everything else up to the next blank line that a "data: " line
-        # follows. A run that is not in the fast form goes to the line loop whole, so this
-        # alternates only as often as the fast path dispatches events.
+        # loop, which takes other lines up to the next blank line that a "data: " line
+        # follows. When a run ends in an event of another form, the line loop takes the rest
+        # of the block, so no byte is scanned more than a few times.
         events: list[ServerSentEvent] = []
         while start < end:
             stop = end
             if self._idle and block.startswith(b"data: ", start):
                 pos = self._data_events(block, start, events)
-                if pos > start:
-                    start = pos
-                    if start == end:
-                        break
-                    stop = block.find(b"\n\ndata: ", start) + 2
+                if pos == end:
+                    break
+                if pos > start and not block.startswith(b"data: ", pos):
+                    stop = block.find(b"\n\ndata: ", pos) + 2
+                start = pos
             else:
                 stop = block.find(b"\n\ndata: ", start) + 2
             if stop < 2:  # no such line (find gave -1)
@@ -298,37 +298,48 @@ class SSEDecoder:
         ``<line>``, the last event ID and no retry, and leaves the decoder between events.
         """
         # Event by event, each line end found by memchr: cheap for a few large events.
-        datas: list[str] = []
-        pos = start
         end = len(block)
-        while len(datas) < 8:
+        last_id = self._last_id
+        pos = start
+        for _ in range(8):
             lf = block.find(b"\n", pos + 6)
             if lf + 1 == end or block[lf + 1] != 0x0A:
-                break  # the line is not followed by a blank line (yet)
-            datas.append(_decode(block, pos + 6, lf))
+                return pos  # the line is not followed by a blank line (yet)
+            if lf - pos < 4096:
+                value = str(block[pos + 6 : lf], "utf-8", "replace")
+            else:
+                value = _decode(block, pos + 6, lf)
+            if 3 * (lf + 2 - pos) > self._max_event:
+                self._check_event_sizes([value])
+            event = _new(ServerSentEvent)
+            _set_event(event, "message")
+            _set_data(event, value)
+            _set_id(event, last_id)
+            _set_retry(event, None)
+            events.append(event)
             pos = lf + 2
             if pos == end or not block.startswith(b"data: ", pos):
-                break
-        else:
-            # Many events: check and split the rest of the run with a few C-level calls.
-            # Let k count the occurrences of "\n\ndata: " in block[pos:stop] (they cannot
-            # overlap). The region starts with "data: " and ends with "\n\n"; if it holds
-            # exactly 2k + 2 LFs, every LF is in one of those k separators or in the final
-            # "\n\n", so the region is "data: V1\n\n ... data: Vk+1\n\n" with no LF in any
-            # Vi. Decoding it at once and then cutting at the separators gives the same Vi
-            # as decoding each alone: the cuts sit next to ASCII bytes, and LF is never part
-            # of a multi-byte sequence (nor swallowed by a replacement).
-            # (Without a blank line, rfind gives -1, and the check fails on stop = 1.)
-            stop = end if block.endswith(b"\n\n") else block.rfind(b"\n\n", pos) + 2
-            if block.count(b"\n", pos, stop) == 2 * block.count(b"\n\ndata: ", pos, stop) + 2:
-                text = _decode(block, pos + 6, stop - 2)
-                datas += text.replace("\n\ndata: ", "\n").split("\n")
-                pos = stop
+                return pos
+        # Many events: take the rest of the run apart with a few C-level calls. The region
+        # block[pos:stop] starts with "data: " and ends with "\n\n" (a blank line ends at
+        # stop >= pos + 8, the shortest event). Decoded and split at "\n\ndata: " it gives
+        # k + 1 parts for k separators; if it holds exactly 2k + 2 LFs, every LF is in a
+        # separator or in the final "\n\n", so the region is "data: V1\n\n ... data: Vk+1\n\n"
+        # with no LF in any Vi, and the parts are the Vi. Decoding it at once gives the same
+        # Vi as decoding each alone: the cuts sit next to ASCII bytes, and LF is never part
+        # of a multi-byte sequence (nor swallowed by a replacement).
+        stop = end if block.endswith(b"\n\n") else block.rfind(b"\n\n", pos) + 2
+        if stop < pos + 8:  # rfind found none
+            return pos
+        text = _decode(block, pos + 6, stop - 2)
+        datas = text.split("\n\ndata: ")
+        if text.count("\n") != 2 * len(datas) - 2:
+            return pos
         # An event's data is at most 3 bytes (U+FFFD) per byte it came from.
-        if 3 * (pos - start) > self._max_event:
+        if 3 * (stop - pos) > self._max_event:
             self._check_event_sizes(datas)
-        events += _messages(datas, self._last_id)
-        return pos
+        events += _messages(datas, last_id)
+        return stop
 
     def _lines(self, lines: list[str], events: list[ServerSentEvent]) -> None:
         """Fold ``lines`` into the decoder's state, appending dispatched events."""

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import mcpconnect.sse
 from mcpconnect.errors import ProtocolError
 from mcpconnect.sse import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -456,6 +457,76 @@ def test_python_work_per_chunk_of_a_long_line_does_not_grow() -> None:
     short = _opcodes_per_feed([b"data: "] + [b"x" * 7] * 10 + [b"\n\n"])
     long = _opcodes_per_feed([b"data: "] + [b"x" * 7] * 300 + [b"\n\n"])
     assert short[-1] == long[-1]
+
+
+class ScanCountingBytes(bytes):
+    """bytes that add up how many bytes their search methods look at (find stops at the
+    first match, rfind at the last, count looks at its whole range)."""
+
+    scanned = 0
+
+    def _range(self, start: int | None, stop: int | None) -> tuple[int, int]:
+        begin, end, _ = slice(start, stop).indices(len(self))
+        return begin, max(begin, end)
+
+    def find(self, sub, start=None, stop=None):  # type: ignore[no-untyped-def,override]
+        begin, end = self._range(start, stop)
+        found = super().find(sub, begin, end)
+        ScanCountingBytes.scanned += (found + len(sub) if found >= 0 else end) - begin
+        return found
+
+    def rfind(self, sub, start=None, stop=None):  # type: ignore[no-untyped-def,override]
+        begin, end = self._range(start, stop)
+        found = super().rfind(sub, begin, end)
+        ScanCountingBytes.scanned += end - (found if found >= 0 else begin)
+        return found
+
+    def count(self, sub, start=None, stop=None):  # type: ignore[no-untyped-def,override]
+        begin, end = self._range(start, stop)
+        ScanCountingBytes.scanned += end - begin
+        return super().count(sub, begin, end)
+
+    def __getitem__(self, key):  # type: ignore[no-untyped-def,override]
+        if isinstance(key, slice):
+            begin, end = self._range(key.start, key.stop)
+            ScanCountingBytes.scanned += end - begin
+        return super().__getitem__(key)
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        b"data: x\n\n" * 2000 + b"data: y\nid: 1\n\n" + b"data: x\n\n" * 2000,
+        (b"data: x\n\n" * 9 + b"data: y\ndata: z\n\n") * 400,
+        b"data: x\n\n: ping\n\n" * 2000,
+        b"event: e\ndata: x\n\n" * 2000,
+        b"data: " + b"x" * 100_000 + b"\n\n" + b"data: x\n\n" * 2000 + b"data: x\n",
+    ],
+    ids=[
+        "odd-event-in-a-run",
+        "odd-event-every-tenth",
+        "comments",
+        "typed-events",
+        "big-and-small",
+    ],
+)
+def test_each_byte_is_searched_a_bounded_number_of_times(
+    stream: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Counts work, not time: the bytes that find/rfind/count look at, the bytes sliced, and
+    # the bytes decoded (a fast path that gave up and retried on the rest of the block would
+    # look at the block once per event).
+    decode_range = mcpconnect.sse._decode
+
+    def counting_decode(block: bytes, start: int, stop: int) -> str:
+        ScanCountingBytes.scanned += stop - start
+        return decode_range(block, start, stop)
+
+    monkeypatch.setattr(mcpconnect.sse, "_decode", counting_decode)
+    ScanCountingBytes.scanned = 0
+    events = SSEDecoder().feed(ScanCountingBytes(stream))
+    assert events == reference_decode(stream)
+    assert ScanCountingBytes.scanned <= 6 * len(stream)
 
 
 # --- Properties ----------------------------------------------------------------------------
