@@ -8,6 +8,7 @@ never dropped, and unknown event types stay plain strings: the server may grow.
 from __future__ import annotations
 
 import enum
+import types
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 JsonObject = dict[str, Any]
+
+#: The ``extra`` of a value with no unknown keys: one shared, read-only empty mapping.
+NO_EXTRA: Mapping[str, Any] = types.MappingProxyType({})
 
 
 class OauthStreamEvent(str, enum.Enum):
@@ -173,7 +177,7 @@ class McpTool:
     output_schema: JsonObject | None = None
     annotations: JsonObject | None = None
     meta: JsonObject | None = None
-    extra: JsonObject = attrs.field(factory=dict, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
 
     def to_dict(self) -> JsonObject:
         """The wire form, with the wire's key names, ``extra`` keys included."""
@@ -196,7 +200,7 @@ class McpOauthEvent:
     tools: list[McpTool] | None = None
     message: str | None = None
     server_name: str | None = None
-    extra: JsonObject = attrs.field(factory=dict, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
 
 
 # --- the private converter --------------------------------------------------------------
@@ -310,7 +314,7 @@ def _structure_tool(value: Any, _: type = McpTool) -> McpTool:
         and (meta is None or isinstance(meta, dict))
     ):
         raise ClassValidationError("While structuring McpTool", _tool_errors(value), McpTool)
-    extra: JsonObject = {}
+    extra: Mapping[str, Any] = NO_EXTRA
     if not _TOOL_KEYS.issuperset(value):
         extra = {k: v for k, v in value.items() if k not in _TOOL_KEYS}
     return McpTool(
@@ -397,7 +401,7 @@ def structure_event(data: JsonObject) -> McpOauthEvent:
         except (TypeError, IterableValidationError):
             pass  # the converter explains
         else:
-            extra: JsonObject = {}
+            extra: Mapping[str, Any] = NO_EXTRA
             if not _EVENT_KEYS.issuperset(data):
                 extra = {k: v for k, v in data.items() if k not in _EVENT_KEYS}
             return McpOauthEvent(
