@@ -54,6 +54,8 @@ __all__ = [
 DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
 #: Default cap on the data of one event: 64 MiB.
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
+# An incomplete line's bytearray is moved to a list once it is over this size.
+_SPILL = 64 * 1024
 
 
 @attrs.frozen(slots=True)
@@ -140,7 +142,12 @@ class SSEDecoder:
         "_max_event",
         "_max_line",
         "_partial",
+        "_pieces",
+        "_pieces_size",
+        "_ready",
+        "_ready_max",
         "_retry",
+        "_spill_at",
     )
 
     def __init__(
@@ -157,7 +164,12 @@ class SSEDecoder:
         self._max_line = max_line_bytes
         self._max_event = max_event_bytes
         self._bare_json = bare_json_lines
-        self._partial = bytearray()  # the incomplete line, never rescanned
+        # The incomplete line, never rescanned: whole pieces of it in _pieces (so that a long
+        # line is not copied each time a bytearray outgrows its memory), the rest in _partial.
+        self._pieces: list[bytes] = []
+        self._pieces_size = 0
+        self._partial = bytearray()
+        self._spill_at = min(_SPILL, max_line_bytes)  # when _partial moves to _pieces
         self._cr_pending = False  # the last chunk ended in CR: drop one LF that starts the next
         self._bom_pending = True
         self._closed = False
@@ -167,6 +179,12 @@ class SSEDecoder:
         self._last_id = ""
         self._retry: int | None = None
         self._idle = True  # between events: no data, event type or retry buffered
+        # True when a chunk that is exactly "data: <line>\n\n" may take the shortcut in
+        # feed(): between events, no CR pending, BOM done, open, no _pieces. (_partial,
+        # which one-byte chunks extend, is checked there.)
+        self._ready = False
+        # The shortcut also needs the line and its event to be within the limits.
+        self._ready_max = min(max_line_bytes + 2, max_event_bytes // 3)
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
         """Take the next bytes of the stream; return the events they complete, in order.
@@ -174,13 +192,42 @@ class SSEDecoder:
         Raises :class:`~mcpconnect.errors.ProtocolError` when a limit is exceeded and
         :class:`RuntimeError` after :meth:`close`.
         """
+        if (
+            self._ready
+            and not self._partial
+            and data.startswith(b"data: ")
+            and data.endswith(b"\n\n")
+            and data.find(b"\n", 6) == len(data) - 2
+            and data.find(b"\r") < 0
+            and len(data) <= self._ready_max
+        ):
+            # The chunk is exactly one event, "data: <line>\n\n" (what Letta sends), and the
+            # decoder is between events with nothing buffered: the line dispatches a message
+            # event with data <line>, the last event ID and no retry, and nothing changes.
+            if len(data) < 4096:
+                value = str(data[6:-2], "utf-8", "replace")
+            else:
+                value = _decode(data, 6, len(data) - 2)
+            event = _new(ServerSentEvent)
+            _set_event(event, "message")
+            _set_data(event, value)
+            _set_id(event, self._last_id)
+            _set_retry(event, None)
+            return [event]
         if len(data) == 1 and data[0] > 0x0D and not self._cr_pending and not self._closed:
             # One byte that ends no line (CR and LF are below 0x0E): extend the line.
             partial = self._partial
             partial += data
-            if len(partial) > self._max_line:
-                raise ProtocolError(f"SSE line longer than max_line_bytes ({self._max_line})")
+            if len(partial) > self._spill_at:
+                self._spill()
             return []
+        events = self._feed(data)
+        self._ready = (
+            self._idle and not self._cr_pending and not self._bom_pending and not self._pieces
+        )
+        return events
+
+    def _feed(self, data: bytes) -> list[ServerSentEvent]:
         if self._closed:
             raise RuntimeError("SSEDecoder.feed() called after close()")
         if not data:
@@ -196,13 +243,26 @@ class SSEDecoder:
         end = data.rfind(b"\n") + 1
         partial = self._partial
         if not end:
-            partial += data
-            if len(partial) > self._max_line:
-                raise ProtocolError(f"SSE line longer than max_line_bytes ({self._max_line})")
+            if len(data) < _SPILL:
+                partial += data
+                if len(partial) > self._spill_at:
+                    self._spill()
+            else:
+                self._spill(data)  # kept as it is: bytes do not change
             return []
         # The block: complete lines, each ending in LF.
         block: bytes | bytearray
-        if partial:
+        if self._pieces:
+            block = b"".join([*self._pieces, partial, memoryview(data)[:end]])
+            self._pieces = []
+            self._pieces_size = 0
+            self._spill_at = min(_SPILL, self._max_line)
+            self._partial = partial = bytearray()
+            if end < len(data):
+                partial += memoryview(data)[end:]
+            if len(block) > self._max_line or len(partial) > self._max_line:
+                self._check_line_lengths(block)
+        elif partial:
             partial += memoryview(data)[:end]
             block = partial
             self._partial = partial = bytearray()
@@ -269,9 +329,26 @@ class SSEDecoder:
         """End the stream. An unterminated line or event is discarded, as the spec says, so
         this returns ``[]``; it is a list for symmetry with :meth:`feed`. Idempotent."""
         self._closed = True
+        self._ready = False
         self._partial = bytearray()
+        self._pieces = []
         self._data = []
         return []
+
+    def _spill(self, more: bytes = b"") -> None:
+        """Move the incomplete line's bytearray, then ``more``, to _pieces; or raise if the
+        line is too long."""
+        size = self._pieces_size + len(self._partial) + len(more)
+        if size > self._max_line:
+            raise ProtocolError(f"SSE line longer than max_line_bytes ({self._max_line})")
+        self._ready = False
+        if self._partial:
+            self._pieces.append(bytes(self._partial))
+            self._partial = bytearray()
+        if more:
+            self._pieces.append(more)
+        self._pieces_size = size
+        self._spill_at = min(_SPILL, self._max_line - size)
 
     def _check_line_lengths(self, block: bytes | bytearray) -> None:
         # Rare path: only when the block could hold a line over the limit.
