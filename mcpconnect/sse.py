@@ -15,7 +15,10 @@ Lines are found with C-level ``bytes`` methods, never a Python loop over bytes:
 * Everything up to the chunk's last LF is complete lines (the *block*). What follows is an
   incomplete line: its bytes are appended to a ``bytearray`` and never scanned again, so a
   line that arrives in a thousand pieces costs what one piece does. A UTF-8 character split
-  across chunks is therefore decoded whole.
+  across chunks is therefore decoded whole. Past 64 KiB the bytes are decoded as they come,
+  by an incremental UTF-8 decoder (which gives the same text as decoding them at once), and
+  kept as a list of strings; when the line ends, a ``data`` line is joined once, without its
+  field name (:meth:`SSEDecoder._long_line`), so a 20 MB line costs one 20 MB string.
 * A block is decoded as UTF-8 (with replacement) in one call and split on ``"\\n"`` in one
   call. Decoding several whole lines at once gives the same text as decoding each alone,
   because LF is never part of a multi-byte sequence, so every line boundary is also a
@@ -36,6 +39,7 @@ This module imports only the standard library and attrs; it does no I/O.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 from itertools import repeat
 
@@ -148,6 +152,7 @@ class SSEDecoder:
         "_ready_max",
         "_retry",
         "_spill_at",
+        "_utf8",
     )
 
     def __init__(
@@ -166,7 +171,8 @@ class SSEDecoder:
         self._bare_json = bare_json_lines
         # The incomplete line, never rescanned: whole pieces of it in _pieces (so that a long
         # line is not copied each time a bytearray outgrows its memory), the rest in _partial.
-        self._pieces: list[bytes] = []
+        self._pieces: list[str] = []  # decoded as they come, by _utf8
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         self._pieces_size = 0
         self._partial = bytearray()
         self._spill_at = min(_SPILL, max_line_bytes)  # when _partial moves to _pieces
@@ -253,16 +259,26 @@ class SSEDecoder:
         # The block: complete lines, each ending in LF.
         block: bytes | bytearray
         if self._pieces:
-            block = b"".join([*self._pieces, partial, memoryview(data)[:end]])
+            # A long line ends in this chunk: finish it on its own, then go on with the rest.
+            first = data.find(b"\n")
+            partial += memoryview(data)[:first]
+            if self._pieces_size + len(partial) > self._max_line:
+                raise ProtocolError(f"SSE line longer than max_line_bytes ({self._max_line})")
+            pieces = self._pieces
+            pieces.append(self._utf8.decode(partial, True))
+            self._utf8.reset()
             self._pieces = []
             self._pieces_size = 0
             self._spill_at = min(_SPILL, self._max_line)
-            self._partial = partial = bytearray()
-            if end < len(data):
-                partial += memoryview(data)[end:]
-            if len(block) > self._max_line or len(partial) > self._max_line:
-                self._check_line_lengths(block)
-        elif partial:
+            self._partial = bytearray()
+            events: list[ServerSentEvent] = []
+            self._long_line(pieces, events)
+            # The rest holds no CR (folded above); a CR that ended the chunk still counts.
+            cr_pending, self._cr_pending = self._cr_pending, False
+            events += self._feed(data[first + 1 :])
+            self._cr_pending = cr_pending
+            return events
+        if partial:
             partial += memoryview(data)[:end]
             block = partial
             self._partial = partial = bytearray()
@@ -307,7 +323,7 @@ class SSEDecoder:
         # loop, which takes other lines up to the next blank line that a "data: " line
         # follows. When a run ends in an event of another form, the line loop takes the rest
         # of the block, so no byte is scanned more than a few times.
-        events: list[ServerSentEvent] = []
+        events = []
         while start < end:
             stop = end
             if self._idle and block.startswith(b"data: ", start):
@@ -332,6 +348,7 @@ class SSEDecoder:
         self._ready = False
         self._partial = bytearray()
         self._pieces = []
+        self._utf8.reset()
         self._data = []
         return []
 
@@ -343,12 +360,35 @@ class SSEDecoder:
             raise ProtocolError(f"SSE line longer than max_line_bytes ({self._max_line})")
         self._ready = False
         if self._partial:
-            self._pieces.append(bytes(self._partial))
+            self._pieces.append(self._utf8.decode(self._partial))
             self._partial = bytearray()
         if more:
-            self._pieces.append(more)
+            self._pieces.append(self._utf8.decode(more))
         self._pieces_size = size
         self._spill_at = min(_SPILL, self._max_line - size)
+
+    def _long_line(self, pieces: list[str], events: list[ServerSentEvent]) -> None:
+        """Fold one complete line that came in ``pieces`` (decoded) into the state. A data
+        line, the usual long line, is joined once, without its field name: a 20 MB line costs
+        one 20 MB string. Other lines are joined whole and go through the line loop."""
+        if self._bom_pending:
+            self._bom_pending = False
+            if pieces[0].startswith("\ufeff"):
+                pieces[0] = pieces[0][1:]
+        head, rest = pieces[0], 1
+        while len(head) < 6 and rest < len(pieces):  # enough to know "data:" or "data: "
+            head += pieces[rest]
+            rest += 1
+        if not head.startswith("data:"):
+            self._lines(["".join([head, *pieces[rest:]])], events)
+            return
+        value = "".join([head[6 if head.startswith("data: ") else 5 :], *pieces[rest:]])
+        size = self._data_size + (len(value) if value.isascii() else len(value.encode())) + 1
+        if size > self._max_event + 1:  # as in _lines: the first line's "\n" is not data
+            raise ProtocolError(f"SSE event data longer than max_event_bytes ({self._max_event})")
+        self._data.append(value)
+        self._data_size = size
+        self._idle = False
 
     def _check_line_lengths(self, block: bytes | bytearray) -> None:
         # Rare path: only when the block could hold a line over the limit.

@@ -5,6 +5,7 @@ spec-literal reference decoder)."""
 from __future__ import annotations
 
 import itertools
+import unittest.mock
 import json
 import random
 import re
@@ -643,6 +644,38 @@ def test_any_chunking_gives_the_same_events_as_whole(
     whole = decode([data], bare_json_lines=bare)
     assert decode(chunks, bare_json_lines=bare) == whole
     assert whole == reference_decode(data, bare_json_lines=bare)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(stream_and_chunks(), st.booleans(), st.integers(1, 6))
+def test_lines_kept_in_pieces_decode_as_whole(
+    case: tuple[bytes, list[bytes]], bare: bool, spill: int
+) -> None:
+    # With the spill size made tiny, most incomplete lines are kept in pieces (decoded as
+    # they come) and finished by SSEDecoder._long_line, the path of lines over 64 KiB.
+    data, chunks = case
+    with unittest.mock.patch("mcpconnect.sse._SPILL", spill):
+        chunked = decode(chunks, bare_json_lines=bare)
+    assert chunked == reference_decode(data, bare_json_lines=bare)
+
+
+@settings(max_examples=200)
+@given(stream_and_chunks(), st.integers(1, 12), st.integers(1, 12), st.integers(1, 6))
+def test_limits_hold_for_lines_kept_in_pieces(
+    case: tuple[bytes, list[bytes]], max_line: int, max_event: int, spill: int
+) -> None:
+    data, chunks = case
+    limits = {"max_line_bytes": max_line, "max_event_bytes": max_event}
+    try:
+        whole: list[ServerSentEvent] | None = decode([data], **limits)
+    except ProtocolError:
+        whole = None
+    try:
+        with unittest.mock.patch("mcpconnect.sse._SPILL", spill):
+            chunked: list[ServerSentEvent] | None = decode(chunks, **limits)
+    except ProtocolError:
+        chunked = None
+    assert chunked == whole
 
 
 @settings(max_examples=300)
