@@ -1,4 +1,5 @@
-"""Pause the cyclic garbage collector while one large event is parsed.
+"""Pause the cyclic garbage collector while one large event is parsed, or one large chunk
+is decoded into thousands of events.
 
 ``json.loads`` of a ``success`` event with thousands of tools makes some 100,000 containers,
 and structuring the tools right after makes thousands more. Every allocation counts towards
@@ -22,7 +23,8 @@ from collections.abc import Iterator
 
 __all__ = ["MIN_PAUSE_CHARS", "gc_paused"]
 
-#: Events smaller than this are parsed with the collector as it is.
+#: Events (in characters) and chunks (in bytes) smaller than this are handled with the
+#: collector as it is.
 MIN_PAUSE_CHARS = 256 * 1024
 
 _lock = threading.Lock()
