@@ -4,11 +4,17 @@
 ...     {"server_name": "github", "type": "streamable_http",
 ...      "server_url": "https://mcp.example.com/mcp"},
 ...     on_event=print)
+
+The exceptions are imported at once; everything else on first use, so that
+``import mcpconnect.sse`` (the standalone SSE decoder) needs neither cattrs nor urllib3.
 """
 
-from ._timeouts import Timeouts
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .client import Client, EventStream, connect, stream_events
 from .errors import (
     ConfigError,
     ConnectCancelledError,
@@ -22,8 +28,26 @@ from .errors import (
     StreamEndedError,
     TransportError,
 )
-from .flow import ConnectFlow
-from .models import ConnectState, McpConnectConfig, McpOauthEvent, McpTool, OauthStreamEvent
+
+if TYPE_CHECKING:
+    from ._timeouts import Timeouts
+    from .client import Client, EventStream, connect, stream_events
+    from .flow import ConnectFlow
+    from .models import ConnectState, McpConnectConfig, McpOauthEvent, McpTool, OauthStreamEvent
+
+_LAZY = {
+    "Timeouts": "._timeouts",
+    "Client": ".client",
+    "EventStream": ".client",
+    "connect": ".client",
+    "stream_events": ".client",
+    "ConnectFlow": ".flow",
+    "ConnectState": ".models",
+    "McpConnectConfig": ".models",
+    "McpOauthEvent": ".models",
+    "McpTool": ".models",
+    "OauthStreamEvent": ".models",
+}
 
 __all__ = [
     "Client",
@@ -50,3 +74,16 @@ __all__ = [
     "connect",
     "stream_events",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

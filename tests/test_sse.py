@@ -5,12 +5,12 @@ spec-literal reference decoder)."""
 from __future__ import annotations
 
 import itertools
-import unittest.mock
 import json
 import random
 import re
 import subprocess
 import sys
+import unittest.mock
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -818,11 +818,6 @@ def test_events_are_built_exactly_as_attrs_would() -> None:
 # --- Packaging -----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mcpconnect/__init__.py imports the client, hence models, hence cattrs, so "
-    "importing mcpconnect.sse needs cattrs; remove this mark when __init__ imports lazily",
-)
 def test_import_needs_neither_urllib3_nor_cattrs() -> None:
     code = (
         "import sys\n"
