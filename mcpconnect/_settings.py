@@ -26,6 +26,7 @@ class _Settings:
 
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
         self._path = pathlib.Path(path) if path is not None else default_settings_path()
+        self._explicit = path is not None  # a path the caller named must exist
         self._env: Mapping[str, Any] | None = None
 
     def get(self, key: str) -> str | None:
@@ -42,7 +43,9 @@ class _Settings:
         path = self._path
         try:
             text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if self._explicit:
+                raise ConfigError(f"settings file {path} does not exist") from exc
             return {}
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(

@@ -130,10 +130,20 @@ def test_unreadable_settings_file_is_a_config_error(tmp_path: pathlib.Path) -> N
     assert str(info.value) == f"cannot read settings file {bad_utf8}: UnicodeDecodeError"
 
 
-def test_missing_file_is_no_error(tmp_path: pathlib.Path) -> None:
-    assert resolve_api_key("k", environ={}, settings_path=tmp_path / "absent.json") == "k"
+def test_missing_default_file_is_no_error() -> None:
+    assert not default_settings_path().exists()
+    assert resolve_api_key("k", environ={}) == "k"
+    assert resolve_base_url(None, environ={}) == DEFAULT_BASE_URL
     with pytest.raises(MissingApiKeyError):
-        resolve_api_key(None, environ={}, settings_path=tmp_path / "absent.json")
+        resolve_api_key(None, environ={})
+
+
+def test_missing_file_that_was_named_is_an_error_when_needed(tmp_path: pathlib.Path) -> None:
+    absent = tmp_path / "absent.json"
+    assert resolve_api_key("k", environ={}, settings_path=absent) == "k"  # not read
+    with pytest.raises(ConfigError) as info:
+        resolve_api_key(None, environ={}, settings_path=absent)
+    assert str(info.value) == f"settings file {absent} does not exist"
 
 
 def test_api_key_with_a_line_break_is_refused() -> None:
