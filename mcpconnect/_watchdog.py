@@ -17,9 +17,11 @@ limit does). ``Urllib3Transport`` does this; other transports need not.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Protocol
 
 from ._timeouts import Timeouts
@@ -54,7 +56,6 @@ class Watch:
         self.connecting = False
         self.held = False
         self._target: _Closable | None = None
-        _local.pending = self  # for the transport's send, see take_pending()
 
     # --- called by the connect thread ----------------------------------------------------
 
@@ -78,6 +79,17 @@ class Watch:
         elif self.waiting_since is None:
             self.waiting_since = time.monotonic()
 
+    @contextlib.contextmanager
+    def sending(self) -> Iterator[None]:
+        """Around the transport's ``send``: a transport that can may take this watch
+        (:func:`take_pending`) and attach its in-flight connection, so that cancel and the
+        limits work before the response headers are in."""
+        _local.pending = self
+        try:
+            yield
+        finally:
+            _local.pending = None
+
     def attach(self, target: _Closable) -> None:
         """Watch ``target``: close it when a limit runs out or ``cancel`` is set.
 
@@ -85,8 +97,6 @@ class Watch:
         If the watch already fired, ``target`` is closed here and now, so that a target
         attached just after the watchdog looked is never left open.
         """
-        if getattr(_local, "pending", None) is self:
-            _local.pending = None
         self._target = target
         _WATCHDOG.add(self)
         if self.reason is not None:
@@ -104,10 +114,7 @@ class Watch:
         """Why this connect must stop now, or ``None``. Also the watchdog's test."""
         if self.reason is not None:
             return self.reason
-        reason = self._check()
-        if reason is not None and getattr(_local, "pending", None) is self:
-            _local.pending = None  # the connect stops before sending: nothing may take it
-        return reason
+        return self._check()
 
     def _check(self) -> McpConnectError | None:
         state = str(self.state)  # the connect thread may set a ConnectState
@@ -160,8 +167,9 @@ def _close(target: _Closable) -> None:
 
 
 def take_pending() -> Watch | None:
-    """The watch of the connect that is sending on this thread, if any; taken once, by the
-    transport's ``send``. ``None`` outside a connect (a transport used on its own)."""
+    """The watch of the connect that is sending on this thread (see :meth:`Watch.sending`),
+    if any; taken once, by the transport's ``send``. ``None`` outside a connect (a transport
+    used on its own)."""
     watch: Watch | None = getattr(_local, "pending", None)
     _local.pending = None
     return watch

@@ -259,7 +259,8 @@ def _run(
         raise stopped
     log.debug("%s %s", request.method, request.url)
     try:
-        response = transport.send(request, _send_timeouts(timeouts))
+        with watch.sending():
+            response = transport.send(request, _send_timeouts(timeouts))
     except McpConnectError:
         raise  # a ConnectTimeoutError is also an OSError: keep it as it is
     except OSError as exc:
