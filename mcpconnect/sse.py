@@ -220,6 +220,7 @@ class SSEDecoder:
             # The chunk is exactly one event, "data: <line>\n\n" (what Letta sends), and the
             # decoder is between events with nothing buffered: the line dispatches a message
             # event with data <line>, the last event ID and no retry, and nothing changes.
+            # (_decode and _event inlined: this runs once per chunk of a typical stream.)
             if len(data) < 4096:
                 value = str(data[6:-2], "utf-8", "replace")
             else:
@@ -314,18 +315,10 @@ class SSEDecoder:
         ):
             # The block is one event, "data: <line>\n\n", the usual chunk: _data_events
             # (see there), inlined.
-            if end - start < 4096:
-                value = str(block[start + 6 : end - 2], "utf-8", "replace")
-            else:
-                value = _decode(block, start + 6, end - 2)
+            value = _decode(block, start + 6, end - 2)
             if 3 * (end - start) > self._max_event:
                 self._check_event_sizes([value])
-            event = _new(ServerSentEvent)
-            _set_event(event, "message")
-            _set_data(event, value)
-            _set_id(event, self._last_id)
-            _set_retry(event, None)
-            return [event]
+            return [_event("message", value, self._last_id, None)]
         # Alternate between the fast path, for runs of "data: <line>\n\n" events, and the line
         # loop, which takes other lines up to the next blank line that a "data: " line
         # follows. When a run ends in an event of another form, the line loop takes the rest
@@ -429,18 +422,10 @@ class SSEDecoder:
             lf = block.find(b"\n", pos + 6)
             if lf + 1 == end or block[lf + 1] != 0x0A:
                 return pos  # the line is not followed by a blank line (yet)
-            if lf - pos < 4096:
-                value = str(block[pos + 6 : lf], "utf-8", "replace")
-            else:
-                value = _decode(block, pos + 6, lf)
+            value = _decode(block, pos + 6, lf)
             if 3 * (lf + 2 - pos) > self._max_event:
                 self._check_event_sizes([value])
-            event = _new(ServerSentEvent)
-            _set_event(event, "message")
-            _set_data(event, value)
-            _set_id(event, last_id)
-            _set_retry(event, None)
-            events.append(event)
+            events.append(_event("message", value, last_id, None))
             pos = lf + 2
             if pos == end or not block.startswith(b"data: ", pos):
                 return pos
