@@ -119,7 +119,7 @@ def _messages(datas: list[str], id: str) -> list[ServerSentEvent]:
 def _decode(block: bytes | bytearray, start: int, stop: int) -> str:
     """``block[start:stop]`` as UTF-8 with replacement, without copying the bytes first."""
     if stop - start < 4096:
-        return str(block[start:stop], "utf-8", "replace")
+        return block[start:stop].decode("utf-8", "replace")
     with memoryview(block) as view:
         return str(view[start:stop], "utf-8", "replace")
 
@@ -189,8 +189,7 @@ class SSEDecoder:
         self._retry: int | None = None
         self._idle = True  # between events: no data, event type or retry buffered
         # True when a chunk that is exactly "data: <line>\n\n" may take the shortcut in
-        # feed(): between events, no CR pending, BOM done, open, no _pieces. (_partial,
-        # which one-byte chunks extend, is checked there.)
+        # feed(): between events, no CR pending, BOM done, open, no incomplete line.
         self._ready = False
         # The shortcut also needs the line and its event to be within the limits.
         self._ready_max = min(max_line_bytes + 2, max_event_bytes // 3)
@@ -201,43 +200,48 @@ class SSEDecoder:
         Raises :class:`~mcpconnect.errors.ProtocolError` when a limit is exceeded and
         :class:`RuntimeError` after :meth:`close`.
         """
-        if len(data) == 1 and data[0] > 0x0D and not self._cr_pending and not self._closed:
+        size = len(data)
+        if size == 1 and data[0] > 0x0D and not self._cr_pending and not self._closed:
             # One byte that ends no line (CR and LF are below 0x0E): extend the line.
             partial = self._partial
             partial += data
+            self._ready = False
             if len(partial) > self._spill_at:
                 self._spill()
             return []
         if (
             self._ready
-            and not self._partial
             and data.startswith(b"data: ")
-            and data.find(b"\n", 6) == len(data) - 2
+            and data.find(b"\n", 6) == size - 2
             and data[-1] == 0x0A  # with the line above: it ends in "\n\n", its first LF
             and data.find(b"\r") < 0
-            and len(data) <= self._ready_max
+            and size <= self._ready_max
         ):
             # The chunk is exactly one event, "data: <line>\n\n" (what Letta sends), and the
             # decoder is between events with nothing buffered: the line dispatches a message
             # event with data <line>, the last event ID and no retry, and nothing changes.
             # (_decode and _event inlined: this runs once per chunk of a typical stream.)
-            if len(data) < 4096:
-                value = str(data[6:-2], "utf-8", "replace")
+            if size < 4096:
+                value = data[6:-2].decode("utf-8", "replace")
             else:
-                value = _decode(data, 6, len(data) - 2)
+                value = _decode(data, 6, size - 2)
             event = _new(ServerSentEvent)
             _set_event(event, "message")
             _set_data(event, value)
             _set_id(event, self._last_id)
             _set_retry(event, None)
             return [event]
-        if len(data) < MIN_PAUSE_CHARS:
+        if size < MIN_PAUSE_CHARS:
             events = self._feed(data)
         else:
             with gc_paused():  # see mcpconnect._gcpause: thousands of events at once
                 events = self._feed(data)
         self._ready = (
-            self._idle and not self._cr_pending and not self._bom_pending and not self._pieces
+            self._idle
+            and not self._cr_pending
+            and not self._bom_pending
+            and not self._pieces
+            and not self._partial
         )
         return events
 
