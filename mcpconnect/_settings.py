@@ -9,7 +9,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ConfigError, MissingApiKeyError
+from .errors import ConfigError, MissingApiKeyError, without_userinfo
 
 __all__ = ["DEFAULT_BASE_URL", "default_settings_path", "resolve_api_key", "resolve_base_url"]
 
@@ -83,7 +83,9 @@ def resolve_base_url(
     url = (url or DEFAULT_BASE_URL).rstrip("/")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"base URL must be an absolute http(s) URL, got {url!r}")
+        raise ConfigError(
+            f"base URL must be an absolute http(s) URL, got {without_userinfo(url)!r}"
+        )
     return url
 
 

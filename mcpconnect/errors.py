@@ -11,6 +11,8 @@ No message built here ever contains an API key or token.
 
 from __future__ import annotations
 
+import urllib.parse
+
 __all__ = [
     "ConfigError",
     "ConnectCancelledError",
@@ -114,3 +116,11 @@ class ConnectCancelledError(McpConnectError):
     def __init__(self, state: str) -> None:
         self.state = state
         super().__init__(f"Connect cancelled (in state {state})")
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` masked, for messages (not exported)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()

@@ -24,7 +24,7 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
-from .errors import ConfigError, ProtocolError
+from .errors import ConfigError, ProtocolError, without_userinfo
 
 __all__ = [
     "ConnectState",
@@ -88,7 +88,10 @@ def _check_url(instance: object, attribute: attrs.Attribute[str], value: object)
     except ValueError as exc:
         raise ConfigError(f"server_url is not a valid URL: {exc}") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"server_url must be an absolute http(s) URL, got {value!r}")
+        raise ConfigError(
+            f"server_url must be an absolute http(s) URL, got {without_userinfo(value)!r}"
+        )
+
 
 
 def _check_optional_str(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -352,3 +352,11 @@ def test_config_is_frozen() -> None:
     config = _config()
     with pytest.raises(AttributeError):
         config.server_name = "other"  # type: ignore[misc]
+
+
+def test_a_bad_server_url_never_shows_its_credentials() -> None:
+    with pytest.raises(ConfigError) as info:
+        McpConnectConfig(server_name="s", type="sse", server_url="htps://me:s3cret@mcp.example/x")
+    assert str(info.value) == (
+        "server_url must be an absolute http(s) URL, got 'htps://***@mcp.example/x'"
+    )

@@ -186,3 +186,9 @@ def test_connect_with_a_malformed_settings_file(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ConfigError):
         mcpconnect.connect(CONFIG, transport=transport, settings_path=path)
     assert transport.requests == []
+
+
+def test_a_bad_base_url_never_shows_its_credentials() -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_base_url("ftp://me:s3cret@letta.example", environ={})
+    assert str(info.value) == "base URL must be an absolute http(s) URL, got 'ftp://***@letta.example'"
