@@ -106,10 +106,6 @@ class Watch:
         _WATCHDOG.remove(self)
         self._target = None
 
-    def remaining_total(self) -> float | None:
-        total = self.timeouts.total
-        return None if total is None else total - (time.monotonic() - self.started)
-
     def check(self) -> McpConnectError | None:
         """Why this connect must stop now, or ``None``. Also the watchdog's test."""
         if self.reason is not None:
