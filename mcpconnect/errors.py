@@ -29,7 +29,23 @@ __all__ = [
 
 
 class McpConnectError(Exception):
-    """Base class of every error mcpconnect raises."""
+    """Base class of every error mcpconnect raises.
+
+    Every subclass survives :mod:`pickle` (multiprocessing, task queues) with its message and
+    attributes, whatever its ``__init__`` takes.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exception's own reduce calls cls(*self.args), which fails for classes whose
+        # __init__ takes other arguments than the message (urllib3 has the same fix).
+        return _rebuild, (type(self), self.args), self.__dict__
+
+
+def _rebuild(cls: type[McpConnectError], args: tuple[object, ...]) -> McpConnectError:
+    """Unpickle: make the exception without calling ``__init__``; its ``__dict__`` follows."""
+    exc = cls.__new__(cls)
+    exc.args = args  # set here: OSError's __new__ ignores them when __init__ is overridden
+    return exc
 
 
 class ConfigError(McpConnectError, ValueError):

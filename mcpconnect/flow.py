@@ -17,7 +17,6 @@ import json
 import logging
 from typing import Any
 
-from ._gcpause import MIN_PAUSE_CHARS, gc_paused
 from .errors import MissingAuthorizationUrlError, ProtocolError, ServerError
 from .models import ConnectState, McpOauthEvent, McpTool, OauthStreamEvent, structure_event
 from .sse import ServerSentEvent
@@ -134,12 +133,6 @@ class ConnectFlow:
         raise ServerError(event.message or "Connection failed", event)
 
     def _parse(self, sse: ServerSentEvent) -> McpOauthEvent | None:
-        if len(sse.data) >= MIN_PAUSE_CHARS:
-            with gc_paused():  # see _gcpause: the collector would only slow this down
-                return self._parse_data(sse)
-        return self._parse_data(sse)
-
-    def _parse_data(self, sse: ServerSentEvent) -> McpOauthEvent | None:
         text = sse.data
         if len(text) < 16 and text.strip() == "[DONE]":
             return None

@@ -8,10 +8,9 @@ never dropped, and unknown event types stay plain strings: the server may grow.
 from __future__ import annotations
 
 import enum
-import types
 import urllib.parse
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
@@ -37,8 +36,35 @@ __all__ = [
 
 JsonObject = dict[str, Any]
 
+_V = TypeVar("_V")
+
+
+class _FrozenMap(Mapping[str, _V]):
+    """A read-only mapping that pickles (a ``MappingProxyType`` does not)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, _V]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: str) -> _V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _FrozenMap, (self._data,)
+
+
 #: The ``extra`` of a value with no unknown keys: one shared, read-only empty mapping.
-NO_EXTRA: Mapping[str, Any] = types.MappingProxyType({})
+NO_EXTRA: Mapping[str, Any] = _FrozenMap({})
 
 
 class OauthStreamEvent(str, enum.Enum):
@@ -112,9 +138,10 @@ def _check_headers(instance: object, attribute: attrs.Attribute[Any], value: obj
 
 
 def _frozen_headers(value: Any) -> Any:
-    # A copy, so the caller's dict cannot change the config; anything else is left for
-    # _check_headers to reject with a ConfigError.
-    return dict(value) if isinstance(value, Mapping) else value
+    # A read-only copy, so that neither the caller's dict nor anyone holding the config can
+    # change the headers after they were checked; anything else is left for _check_headers to
+    # reject with a ConfigError.
+    return _FrozenMap(value) if isinstance(value, Mapping) else value
 
 
 @attrs.frozen(kw_only=True)

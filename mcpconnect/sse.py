@@ -45,7 +45,6 @@ from itertools import repeat
 
 import attrs
 
-from ._gcpause import MIN_PAUSE_CHARS, gc_paused
 from .errors import ProtocolError
 
 __all__ = [
@@ -231,11 +230,7 @@ class SSEDecoder:
             _set_id(event, self._last_id)
             _set_retry(event, None)
             return [event]
-        if size < MIN_PAUSE_CHARS:
-            events = self._feed(data)
-        else:
-            with gc_paused():  # see mcpconnect._gcpause: thousands of events at once
-                events = self._feed(data)
+        events = self._feed(data)
         self._ready = (
             self._idle
             and not self._cr_pending

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pytest
@@ -278,6 +279,27 @@ def test_config_copies_custom_headers() -> None:
     config = _config(custom_headers=headers)
     headers["X-B"] = "2"
     assert config.custom_headers == {"X-A": "1"}
+
+
+def test_config_custom_headers_are_read_only() -> None:
+    config = _config(custom_headers={"X-A": "1"})
+    assert config.custom_headers is not None
+    with pytest.raises(TypeError):
+        config.custom_headers["X-B"] = "a\r\nInjected: 1"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        config.custom_headers.update({"X-B": "2"})  # type: ignore[attr-defined]
+    assert dict(config.custom_headers) == {"X-A": "1"}
+    assert config.to_dict()["custom_headers"] == {"X-A": "1"}
+    assert type(config.to_dict()["custom_headers"]) is dict
+
+
+def test_config_and_values_survive_pickle() -> None:
+    config = _config(auth_header="Authorization", auth_token="Bearer t", custom_headers={"X": "1"})
+    again = pickle.loads(pickle.dumps(config))
+    assert again == config
+    assert again.to_dict() == config.to_dict()
+    event = structure_event({"event": "success", "tools": [ECHO_WIRE, {"name": "b", "k": 1}]})
+    assert pickle.loads(pickle.dumps(event)) == event
 
 
 @pytest.mark.parametrize(
