@@ -30,7 +30,7 @@ from .errors import (
     TransportError,
 )
 from .flow import ConnectFlow
-from .models import ConnectState, McpConnectConfig, McpOauthEvent, McpTool
+from .models import McpConnectConfig, McpOauthEvent, McpTool
 from .sse import SSEDecoder
 from .transports._base import Request, Response, Transport, header, where
 
@@ -278,7 +278,7 @@ def _run(
                     if event is None:
                         continue
                     watch.state = flow.state
-                    watch.waiting(flow.state is ConnectState.WAITING_FOR_AUTH)
+                    watch.waiting(flow.limit == "authorization")
                     watch.holding(True)  # time spent in the caller is not the server's silence
                     yield event
                     watch.holding(False)

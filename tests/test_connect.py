@@ -302,10 +302,9 @@ def test_unknown_event_types_are_passed_on_and_the_flow_goes_on() -> None:
     assert events == [EV_CA, McpOauthEvent(event="progress", extra={"pct": 5}), EV_OK]
 
 
-def test_table_violation_is_a_protocol_error() -> None:
-    outcome, _, _ = run(sse_stream([CA, CA]))
-    assert type(outcome) is ProtocolError
-    assert str(outcome) == "unexpected event 'connection_attempt' in state connection_attempt"
+def test_a_repeated_status_event_is_passed_on_and_the_flow_goes_on() -> None:
+    outcome, events, _ = run(sse_stream([CA, CA, OK]))
+    assert (outcome, events) == (TOOLS, [EV_CA, EV_CA, EV_OK])
 
 
 def test_network_failure_mid_stream_is_a_transport_error() -> None:

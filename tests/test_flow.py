@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mcpconnect import (
+    ConfigError,
     ConnectFlow,
     ConnectState,
     McpOauthEvent,
@@ -18,7 +22,8 @@ from mcpconnect import (
     ProtocolError,
     ServerError,
 )
-from mcpconnect.flow import NO_AUTHORIZATION_URL, TRANSITIONS
+from mcpconnect import flow as flow_module
+from mcpconnect.flow import MAX_TOOLS, NO_AUTHORIZATION_URL, TRANSITIONS
 from mcpconnect.sse import ServerSentEvent
 
 CA, OR, AU, WFA, OK, ERR = (
@@ -29,18 +34,18 @@ CA, OR, AU, WFA, OK, ERR = (
     "success",
     "error",
 )
-PROTO = "ProtocolError"
 NO_URL = "MissingAuthorizationUrlError"
 
 # The protocol, written out independently of flow.TRANSITIONS: what each (state, event)
 # leads to. The real server's paths: CA → OK|ERR; CA → OR → AU → WFA → OK|ERR; and the
-# skips (no connection_attempt, no authorization_url, straight to success).
+# skips (no connection_attempt, straight to success). A known event that repeats or comes out
+# of order leaves the state as it is; waiting_for_auth before any URL fails at once.
 EXPECTED: dict[str, dict[str, str]] = {
     "started": {CA: CA, OR: OR, AU: AU, WFA: NO_URL, OK: OK, ERR: ERR},
-    CA: {CA: PROTO, OR: OR, AU: AU, WFA: NO_URL, OK: OK, ERR: ERR},
-    OR: {CA: PROTO, OR: PROTO, AU: AU, WFA: NO_URL, OK: OK, ERR: ERR},
-    AU: {CA: PROTO, OR: PROTO, AU: AU, WFA: WFA, OK: OK, ERR: ERR},
-    WFA: {CA: PROTO, OR: PROTO, AU: PROTO, WFA: PROTO, OK: OK, ERR: ERR},
+    CA: {CA: CA, OR: OR, AU: AU, WFA: NO_URL, OK: OK, ERR: ERR},
+    OR: {CA: OR, OR: OR, AU: AU, WFA: NO_URL, OK: OK, ERR: ERR},
+    AU: {CA: AU, OR: AU, AU: AU, WFA: WFA, OK: OK, ERR: ERR},
+    WFA: {CA: WFA, OR: WFA, AU: WFA, WFA: WFA, OK: OK, ERR: ERR},
 }
 
 # How to reach each state from the start.
@@ -92,57 +97,140 @@ def test_the_table_is_what_the_flow_uses() -> None:
         for state, row in TRANSITIONS.items()
     }
     expected = {
-        state: {
-            event: (ERR if outcome == NO_URL else outcome)
-            for event, outcome in row.items()
-            if outcome != PROTO
-        }
+        state: {event: (ERR if outcome == NO_URL else outcome) for event, outcome in row.items()}
         for state, row in EXPECTED.items()
     }
     assert table == {**expected, OK: {}, ERR: {}}
+
+
+def test_the_table_fits_on_one_screen() -> None:
+    source = inspect.getsource(flow_module)
+    table = source[source.index("TRANSITIONS: dict"):source.index("TERMINAL = ")]
+    assert len(table.strip().splitlines()) <= 50
 
 
 @pytest.mark.parametrize(("state", "event"), CELLS)
 def test_every_cell(state: str, event: str) -> None:
     flow = flow_in(state)
     outcome = EXPECTED[state][event]
-    if outcome == PROTO:
-        with pytest.raises(ProtocolError) as info:
-            flow.receive(sse(PAYLOAD[event]))
-        assert str(info.value) == f"unexpected event {event!r} in state {state}"
-        assert flow.state.value == state
-        return
     got = flow.receive(sse(PAYLOAD[event]))
     assert got is not None
     assert got.event is OauthStreamEvent(event)
     if outcome == NO_URL:
-        assert (flow.state, flow.done) == (ConnectState.ERROR, True)
+        assert (flow.state, flow.done, flow.limit) == (ConnectState.ERROR, True, None)
         with pytest.raises(MissingAuthorizationUrlError) as missing:
             flow.result()
         assert str(missing.value) == NO_AUTHORIZATION_URL
         assert missing.value.event == got
+        assert flow.error is missing.value
     elif outcome == OK:
-        assert (flow.state, flow.done) == (ConnectState.SUCCESS, True)
+        assert (flow.state, flow.done, flow.limit) == (ConnectState.SUCCESS, True, None)
         assert flow.result() == [McpTool(name="echo")]
+        assert flow.error is None
     elif outcome == ERR:
-        assert (flow.state, flow.done) == (ConnectState.ERROR, True)
+        assert (flow.state, flow.done, flow.limit) == (ConnectState.ERROR, True, None)
         with pytest.raises(ServerError) as error:
             flow.result()
         assert type(error.value) is ServerError
         assert (str(error.value), error.value.message) == ("it broke", "it broke")
         assert error.value.event == got
+        assert flow.error is error.value
     else:
-        assert (flow.state.value, flow.done) == (outcome, False)
+        assert (flow.state.value, flow.done, flow.error) == (outcome, False, None)
+        assert flow.limit == ("authorization" if outcome == WFA else "read")
         with pytest.raises(RuntimeError):
             flow.result()
 
 
-@pytest.mark.parametrize("state", list(EXPECTED))
-def test_unknown_event_type_is_handed_on_and_changes_nothing(state: str) -> None:
+@pytest.mark.parametrize(("state", "event"), CELLS)
+def test_no_status_event_fails_a_connect_that_would_succeed(state: str, event: str) -> None:
+    if EXPECTED[state][event] in (NO_URL, OK, ERR):
+        return  # the cells that end the flow, checked above
     flow = flow_in(state)
-    got = flow.receive(sse({"event": "tool_progress", "message": "half", "pct": 50}))
-    assert got == McpOauthEvent(event="tool_progress", message="half", extra={"pct": 50})
+    flow.receive(sse(PAYLOAD[event]))
+    flow.receive(sse(PAYLOAD[OK]))
+    assert flow.result() == [McpTool(name="echo")]
+
+
+@pytest.mark.parametrize(
+    ("state", "limit"),
+    [("started", "read"), (CA, "read"), (OR, "read"), (AU, "read"), (WFA, "authorization"),
+     (OK, None), (ERR, None)],
+)
+def test_the_flow_says_which_time_limit_applies(state: str, limit: str | None) -> None:
+    assert flow_in(state).limit == limit
+
+
+def test_repeats_and_events_out_of_order_are_logged_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flow = flow_in(WFA)
+    with caplog.at_level(logging.DEBUG, logger="mcpconnect"):
+        flow.receive(sse(PAYLOAD[WFA]))
+        flow.receive(sse(PAYLOAD[OR]))
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.DEBUG, "event waiting_for_auth in state waiting_for_auth"),
+        (logging.DEBUG, "waiting_for_auth repeated or out of order: handed on, still "
+                        "waiting_for_auth"),
+        (logging.DEBUG, "event oauth_required in state waiting_for_auth"),
+        (logging.DEBUG, "oauth_required repeated or out of order: handed on, still "
+                        "waiting_for_auth"),
+    ]
+
+
+STATUS_EVENTS = [CA, OR, AU, WFA, "tool_progress"]
+
+
+@given(st.lists(st.sampled_from(STATUS_EVENTS), max_size=12), st.sampled_from([OK, ERR]))
+def test_any_order_of_status_events_against_a_reference(names: list[str], last: str) -> None:
+    # The reference: the flow fails at the first waiting_for_auth before any URL; otherwise
+    # it ends as the last event says, whatever the order of the status events before it.
+    flow = ConnectFlow()
+    url_seen = waiting = False
+    for name in names:
+        flow.receive(sse(PAYLOAD.get(name, {"event": name})))
+        url_seen = url_seen or name == AU
+        if name == WFA and not url_seen:
+            assert isinstance(flow.error, MissingAuthorizationUrlError)
+            assert flow.done
+            return
+        waiting = waiting or name == WFA
+        assert (flow.done, flow.error) == (False, None)
+        assert flow.limit == ("authorization" if waiting else "read")
+    flow.receive(sse(PAYLOAD[last]))
+    if last == OK:
+        assert flow.result() == [McpTool(name="echo")]
+    else:
+        with pytest.raises(ServerError):
+            flow.result()
+
+
+# --- authorization URLs that are none --------------------------------------------------
+
+
+@pytest.mark.parametrize("url", [None, "", "   ", "MISSING"])
+@pytest.mark.parametrize("state", ["started", CA, OR])
+def test_an_authorization_url_without_a_url_counts_as_none(state: str, url: str | None) -> None:
+    flow = flow_in(state)
+    payload: dict[str, Any] = {"event": AU, "session_id": "s"}
+    if url != "MISSING":
+        payload["url"] = url
+    got = flow.receive(sse(payload))
+    assert got is not None and got.event is OauthStreamEvent.AUTHORIZATION_URL
     assert (flow.state.value, flow.done) == (state, False)
+    flow.receive(sse(PAYLOAD[WFA]))
+    with pytest.raises(MissingAuthorizationUrlError):
+        flow.result()
+
+
+def test_an_empty_url_after_a_real_one_changes_nothing() -> None:
+    flow = flow_in(AU)
+    flow.receive(sse({"event": AU, "url": ""}))
+    flow.receive(sse(PAYLOAD[WFA]))
+    assert (flow.state, flow.limit) == (ConnectState.WAITING_FOR_AUTH, "authorization")
+
+
+# --- the end ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("state", [OK, ERR])
@@ -152,6 +240,32 @@ def test_terminal_states_read_no_more(state: str, event: str) -> None:
     with pytest.raises(RuntimeError) as info:
         flow.receive(sse(PAYLOAD.get(event, {"event": event})))
     assert str(info.value) == f"the flow is over (state {state})"
+
+
+BAD_EVENTS: list[Any] = [
+    {"event": OK, "tools": [{"name": 1}]},
+    {"event": OK},
+    {"event": OK, "tools": None},
+    {"event": AU, "url": 5},
+    '{"event": "success", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+]
+
+
+@pytest.mark.parametrize("bad", BAD_EVENTS, ids=range(len(BAD_EVENTS)))
+@pytest.mark.parametrize("state", list(EXPECTED))
+def test_after_it_raises_the_flow_is_over(state: str, bad: Any) -> None:
+    flow = flow_in(state)
+    with pytest.raises(ProtocolError) as info:
+        flow.receive(sse(bad))
+    assert (flow.state, flow.done, flow.limit, flow.error) == (
+        ConnectState.ERROR, True, None, info.value
+    )
+    with pytest.raises(RuntimeError) as again:
+        flow.receive(sse(PAYLOAD[OK]))
+    assert str(again.value) == "the flow is over (state error)"
+    with pytest.raises(ProtocolError) as result:
+        flow.result()
+    assert result.value is info.value
 
 
 def test_missing_authorization_url_message() -> None:
@@ -181,11 +295,24 @@ def test_whole_oauth_flow() -> None:
     assert flow.result() == [McpTool(name="echo")]
 
 
-def test_success_without_tools_is_an_empty_list() -> None:
-    for payload in ({"event": OK}, {"event": OK, "tools": None}, {"event": OK, "tools": []}):
-        flow = ConnectFlow()
+def test_success_with_an_empty_list_has_no_tools() -> None:
+    flow = ConnectFlow()
+    flow.receive(sse({"event": OK, "tools": []}))
+    assert flow.result() == []
+
+
+@pytest.mark.parametrize("payload", [{"event": OK}, {"event": OK, "tools": None}])
+def test_success_without_tools_is_a_protocol_error(payload: dict[str, Any]) -> None:
+    flow = flow_in(CA)
+    with pytest.raises(ProtocolError) as info:
         flow.receive(sse(payload))
-        assert flow.result() == []
+    assert str(info.value) == "the success event has no tools"
+
+
+def test_the_result_is_a_copy() -> None:
+    flow = flow_in(OK)
+    flow.result().clear()
+    assert flow.result() == [McpTool(name="echo")]
 
 
 def test_error_event_without_message() -> None:
@@ -194,6 +321,40 @@ def test_error_event_without_message() -> None:
     with pytest.raises(ServerError) as info:
         flow.result()
     assert str(info.value) == "Connection failed"
+
+
+# --- the cap on tools -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cap", [0, 1, 5])
+def test_max_tools_is_the_most_a_success_may_list(cap: int) -> None:
+    tools = [{"name": f"t{i}"} for i in range(cap)]
+    flow = ConnectFlow(max_tools=cap)
+    flow.receive(sse({"event": OK, "tools": tools}))
+    assert [t.name for t in flow.result()] == [t["name"] for t in tools]
+    over = ConnectFlow(max_tools=cap)
+    with pytest.raises(ProtocolError) as info:
+        over.receive(sse({"event": OK, "tools": [*tools, {"name": "one more"}]}))
+    assert str(info.value) == (
+        f"the event lists {cap + 1:,} tools, more than max_tools ({cap:,})"
+    )
+    assert over.error is info.value
+
+
+def test_the_default_cap_is_100000_tools() -> None:
+    assert MAX_TOOLS == 100_000
+    assert ConnectFlow().max_tools == MAX_TOOLS
+    flow = ConnectFlow()
+    with pytest.raises(ProtocolError) as info:
+        flow.receive(sse('{"event": "success", "tools": [' + "{},\n" * 100_000 + "{}]}"))
+    assert str(info.value) == "the event lists 100,001 tools, more than max_tools (100,000)"
+
+
+@pytest.mark.parametrize("cap", [-1, 1.5, "10", None, True])
+def test_max_tools_must_be_a_count(cap: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        ConnectFlow(max_tools=cap)
+    assert str(info.value) == f"max_tools must be a non-negative int, got {cap!r}"
 
 
 # --- the server's own failure frame: "event: error" -------------------------------------
