@@ -1,19 +1,37 @@
-"""Where the base URL and the API key come from: argument, environment, settings file."""
+"""Where the base URL and the API key come from: argument, environment, settings file.
+
+Every value is checked here, whatever its source, and a bad one is a
+:class:`~mcpconnect.ConfigError` that names where it came from and never repeats a key.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import pathlib
+import re
+import stat
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ConfigError, MissingApiKeyError, without_userinfo
+from .errors import ConfigError, MissingApiKeyError
+from .transports._base import without_userinfo
 
-__all__ = ["DEFAULT_BASE_URL", "default_settings_path", "resolve_api_key", "resolve_base_url"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MAX_SETTINGS_BYTES",
+    "check_header_text",
+    "default_settings_path",
+    "resolve_api_key",
+    "resolve_base_url",
+]
 
 DEFAULT_BASE_URL = "https://api.letta.com"
+MAX_SETTINGS_BYTES = 8 * 1024 * 1024
+
+# C0 controls, DEL and C1 controls: never in a header value or a URL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def default_settings_path() -> pathlib.Path:
@@ -21,13 +39,42 @@ def default_settings_path() -> pathlib.Path:
     return pathlib.Path.home() / ".letta" / "settings.json"
 
 
+def check_header_text(value: object, what: str, *, secret: bool = False) -> str:
+    """``value`` if it can be sent as an HTTP header value: a string of Latin-1 characters
+    without control characters. Else a :class:`~mcpconnect.ConfigError` naming ``what``
+    (and, unless ``secret``, showing the value)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} must be a string, got {type(value).__name__}")
+    shown = "" if secret else f": {value!r}"
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        raise ConfigError(
+            f"{what} contains a control character (U+{ord(bad.group()):04X}){shown}"
+        )
+    for char in value:
+        if ord(char) > 0xFF:
+            raise ConfigError(
+                f"{what} contains a character that cannot be sent in an HTTP header "
+                f"(U+{ord(char):04X}, not Latin-1; a pasted typographic quote?){shown}"
+            )
+    return value
+
+
 class _Settings:
     """The ``env`` table of the settings file, read at most once, and only when needed."""
 
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
-        self._path = pathlib.Path(path) if path is not None else default_settings_path()
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise ConfigError(f"settings_path must be a path or None, got {type(path).__name__}")
+        try:
+            self._path = pathlib.Path(path) if path is not None else default_settings_path()
+        except TypeError as exc:  # a PathLike that gives bytes
+            raise ConfigError("settings_path must be a str path") from exc
         self._explicit = path is not None  # a path the caller named must exist
         self._env: Mapping[str, Any] | None = None
+
+    def where(self, key: str) -> str:
+        return f"env.{key} in settings file {self._path}"
 
     def get(self, key: str) -> str | None:
         if self._env is None:
@@ -39,15 +86,33 @@ class _Settings:
             raise ConfigError(f"settings file {self._path}: env.{key} must be a string")
         return value
 
+    def _read(self) -> bytes:
+        """The file's bytes, if it is a regular file (a FIFO or a device is never opened
+        for reading: that could block for ever)."""
+        path = self._path
+        # O_NONBLOCK: opening a FIFO does not wait for a writer; fstat then refuses it.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(f"settings file {path} is not a regular file")
+            data = file.read(MAX_SETTINGS_BYTES + 1)
+        if len(data) > MAX_SETTINGS_BYTES:
+            raise ConfigError(
+                f"settings file {path} is larger than {MAX_SETTINGS_BYTES} bytes"
+            )
+        return data
+
     def _load(self) -> Mapping[str, Any]:
         path = self._path
         try:
-            text = path.read_text(encoding="utf-8")
+            text = self._read().decode("utf-8")
         except FileNotFoundError as exc:
             if self._explicit:
                 raise ConfigError(f"settings file {path} does not exist") from exc
             return {}
-        except (OSError, UnicodeDecodeError) as exc:
+        except ConfigError:
+            raise
+        except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
             raise ConfigError(
                 f"cannot read settings file {path}: {exc.__class__.__name__}"
             ) from exc
@@ -55,6 +120,8 @@ class _Settings:
             data = json.loads(text)
         except ValueError as exc:
             raise ConfigError(f"settings file {path} is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise ConfigError(f"settings file {path} is nested too deeply") from None
         env = data.get("env", {}) if isinstance(data, dict) else None
         if not isinstance(env, dict):
             raise ConfigError(f"settings file {path}: expected an object with an 'env' object")
@@ -63,6 +130,42 @@ class _Settings:
 
 def _from_env(environ: Mapping[str, str], key: str) -> str | None:
     return environ.get(key) or None
+
+
+def _pick(
+    given: object, what: str, key: str, environ: Mapping[str, str], settings: _Settings
+) -> tuple[object, str]:
+    """The first value set and where it came from: the argument, the environment, the file."""
+    if given is not None and given != "":
+        return given, what
+    value = _from_env(environ, key)
+    if value is not None:
+        return value, key
+    return settings.get(key), settings.where(key)
+
+
+def check_base_url(url: object, what: str = "base_url") -> str:
+    """``url`` without trailing slashes, if it is an absolute http(s) URL with a host, a
+    valid port, and no query, fragment, control character or space. Else a
+    :class:`~mcpconnect.ConfigError` naming ``what``; user-info is masked in the message."""
+    if not isinstance(url, str):
+        raise ConfigError(f"{what} must be a string, got {type(url).__name__}")
+    shown = repr(without_userinfo(url))
+    if _CONTROL.search(url) or any(c.isspace() for c in url):
+        raise ConfigError(f"{what} contains a space or a control character: {shown}")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{what} is not a valid URL ({exc}): {shown}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{what} must be an absolute http(s) URL, got {shown}")
+    if port == 0:
+        raise ConfigError(f"{what} has port 0: {shown}")
+    if "?" in url or "#" in url:
+        # The API path is appended to the base URL: a query or fragment would swallow it.
+        raise ConfigError(f"{what} must not have a query or a fragment, got {shown}")
+    return url.rstrip("/")
 
 
 def resolve_base_url(
@@ -75,18 +178,15 @@ def resolve_base_url(
     """The Letta base URL: ``base_url``, else ``LETTA_BASE_URL``, else ``env.LETTA_BASE_URL``
     in the settings file, else ``https://api.letta.com``. Without a trailing slash.
 
-    Raises :class:`~mcpconnect.ConfigError` for a URL that is not absolute http(s) and for a
-    settings file that cannot be read or parsed."""
+    Raises :class:`~mcpconnect.ConfigError` for a URL that is not an absolute http(s) URL
+    (or has a query, a fragment, a bad port, a space or a control character), naming where
+    it came from, and for a settings file that cannot be read or parsed."""
     env = os.environ if environ is None else environ
     settings = _settings or _Settings(settings_path)
-    url = base_url or _from_env(env, "LETTA_BASE_URL") or settings.get("LETTA_BASE_URL")
-    url = (url or DEFAULT_BASE_URL).rstrip("/")
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(
-            f"base URL must be an absolute http(s) URL, got {without_userinfo(url)!r}"
-        )
-    return url
+    url, what = _pick(base_url, "base_url", "LETTA_BASE_URL", env, settings)
+    if url is None:
+        return DEFAULT_BASE_URL
+    return check_base_url(url, what)
 
 
 def resolve_api_key(
@@ -97,12 +197,12 @@ def resolve_api_key(
     _settings: _Settings | None = None,
 ) -> str:
     """The API key: ``api_key``, else ``LETTA_API_KEY``, else ``env.LETTA_API_KEY`` in the
-    settings file. Raises :class:`~mcpconnect.MissingApiKeyError` when there is none."""
+    settings file. Raises :class:`~mcpconnect.MissingApiKeyError` when there is none, and
+    :class:`~mcpconnect.ConfigError` (without the key) for one that is not a string or
+    cannot be sent in an HTTP header (a control or non-Latin-1 character)."""
     env = os.environ if environ is None else environ
     settings = _settings or _Settings(settings_path)
-    key = api_key or _from_env(env, "LETTA_API_KEY") or settings.get("LETTA_API_KEY")
-    if not key:
+    key, what = _pick(api_key, "api_key", "LETTA_API_KEY", env, settings)
+    if key is None:
         raise MissingApiKeyError()
-    if any(c in key for c in "\r\n\x00"):
-        raise ConfigError("the API key contains a line break or NUL")
-    return key
+    return check_header_text(key, f"the API key ({what})", secret=True)

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attrs
 
 from .errors import ConfigError
 
-__all__ = ["Timeouts"]
+__all__ = ["MAX_SECONDS", "Timeouts"]
+
+#: The longest limit there can be: 30 days (what every platform's waits and socket
+#: timeouts can take). ``None`` is no limit at all.
+MAX_SECONDS = 30 * 24 * 3600.0
 
 
 def _seconds(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None:
         return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or math.isnan(value)
-        or value <= 0
+    # The chained comparison is False for NaN, and never converts a huge int to a float.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        0 < value <= MAX_SECONDS
     ):
-        raise ConfigError(f"{attribute.name} must be a positive number of seconds or None, "
-                          f"got {value!r}")
+        raise ConfigError(
+            f"{attribute.name} must be a number of seconds above 0 and at most "
+            f"{MAX_SECONDS:g} (30 days), or None for no limit, got {value!r}"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -35,6 +38,8 @@ class Timeouts:
     - ``authorization``: the longest wait after ``waiting_for_auth``. Letta gives up on OAuth
       after 300 s but never says so; the default leaves it a margin.
     - ``total``: the deadline for the whole connect, from the request to the last event.
+
+    Each is a number of seconds above 0 and at most :data:`MAX_SECONDS` (30 days).
 
     With the defaults, a stream that goes silent always ends in a
     :class:`~mcpconnect.ConnectTimeoutError`. Invalid values raise

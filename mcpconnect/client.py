@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from ._settings import _Settings, resolve_api_key, resolve_base_url
+from ._settings import _Settings, check_header_text, resolve_api_key, resolve_base_url
 from ._timeouts import Timeouts
 from ._version import __version__
 from ._watchdog import Watch
@@ -32,7 +32,7 @@ from .errors import (
 from .flow import ConnectFlow
 from .models import McpConnectConfig, McpOauthEvent, McpTool
 from .sse import SSEDecoder
-from .transports._base import Request, Response, Transport, header, where
+from .transports._base import Request, Response, Transport, header, where, without_userinfo
 
 __all__ = ["Client", "EventStream", "connect", "stream_events"]
 
@@ -45,6 +45,27 @@ MAX_ERROR_BODY = 64 * 1024
 OnEvent = Callable[[McpOauthEvent], object]
 ConfigLike = McpConnectConfig | Mapping[str, Any]
 TimeoutLike = Timeouts | float | None
+
+
+def _check_transport(transport: object) -> Transport:
+    for method in ("send", "close"):
+        if not callable(getattr(transport, method, None)):
+            raise ConfigError(
+                f"transport must have callable send() and close() methods, "
+                f"got {type(transport).__name__} without {method}()"
+            )
+    return transport  # type: ignore[return-value]
+
+
+def _check_call(on_event: object, cancel: object) -> None:
+    """The arguments of one connect, checked before any request."""
+    if on_event is not None and not callable(on_event):
+        raise ConfigError(f"on_event must be callable or None, got {type(on_event).__name__}")
+    if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+        raise ConfigError(
+            "cancel must be a threading.Event (anything with is_set()) or None, "
+            f"got {type(cancel).__name__}"
+        )
 
 
 def _as_config(config: ConfigLike) -> McpConnectConfig:
@@ -115,6 +136,11 @@ class Client:
     to a :class:`~mcpconnect.transports.Urllib3Transport`, closed with the client.
     ``timeout`` is a :class:`~mcpconnect.Timeouts` (or a number: the total limit).
     ``source`` is sent as ``X-Letta-Source`` (the server picks the OAuth redirect by it).
+    ``settings_path`` names the settings file to read instead of ``~/.letta/settings.json``.
+
+    Every argument is checked here: a bad one (a base URL with a query or a bad port, an API
+    key with a control or non-Latin-1 character, a transport without ``send``/``close``, ...)
+    raises :class:`~mcpconnect.ConfigError` naming it, and never repeats the key.
     """
 
     def __init__(
@@ -132,6 +158,21 @@ class Client:
         self.base_url = resolve_base_url(base_url, _settings=settings)
         self._api_key = resolve_api_key(api_key, _settings=settings)
         self.timeouts = Timeouts.coerce(timeout)
+        if source is not None:
+            check_header_text(source, "source")
+        if user_agent is not None:
+            check_header_text(user_agent, "user_agent")
+        if transport is not None:
+            _check_transport(transport)
+        self._headers = {
+            "Accept": "text/event-stream",
+            # The body is read as it is sent: never a compressed one (see _check_response).
+            "Accept-Encoding": "identity",
+            "Authorization": f"Bearer {self._api_key}",
+            "User-Agent": user_agent or f"mcpconnect/{__version__}",
+        }
+        if source:
+            self._headers["X-Letta-Source"] = source
         if transport is None:
             from .transports._urllib3 import Urllib3Transport
 
@@ -140,16 +181,12 @@ class Client:
         else:
             self._transport = transport
             self._owns_transport = False
-        self._headers = {
-            "Accept": "text/event-stream",
-            "Authorization": f"Bearer {self._api_key}",
-            "User-Agent": user_agent or f"mcpconnect/{__version__}",
-        }
-        if source:
-            self._headers["X-Letta-Source"] = source
 
     def __repr__(self) -> str:
-        return f"Client(base_url={self.base_url!r}, transport={type(self._transport).__name__})"
+        return (
+            f"Client(base_url={without_userinfo(self.base_url)!r}, "
+            f"transport={type(self._transport).__name__})"
+        )
 
     def close(self) -> None:
         """Close the transport if the client made it."""
@@ -185,6 +222,7 @@ class Client:
         stops the connect promptly. Raises a :class:`~mcpconnect.McpConnectError` subclass
         for everything that goes wrong (see the error table in the README).
         """
+        _check_call(on_event, cancel)
         return _drain(self.stream_events(config, cancel=cancel, timeout=timeout), on_event)
 
     def stream_events(
@@ -195,7 +233,8 @@ class Client:
         timeout: TimeoutLike = None,
     ) -> EventStream:
         """The same flow as :meth:`connect`, as an iterator of events (see
-        :class:`EventStream`). Invalid configs raise here; everything else while iterating."""
+        :class:`EventStream`). Invalid arguments raise here; everything else while iterating."""
+        _check_call(None, cancel)
         return self._stream(self._connect_request(config), cancel, timeout)
 
     def _connect_request(self, config: ConfigLike) -> Request:
@@ -213,6 +252,7 @@ class Client:
     ) -> list[McpTool]:
         """Reconnect an MCP server Letta already knows, by id
         (``GET /v1/mcp-servers/connect/{id}``); otherwise as :meth:`connect`."""
+        _check_call(on_event, cancel)
         events = self.stream_server_events(mcp_server_id, cancel=cancel, timeout=timeout)
         return _drain(events, on_event)
 
@@ -224,6 +264,7 @@ class Client:
         timeout: TimeoutLike = None,
     ) -> EventStream:
         """:meth:`connect_server` as an iterator of events."""
+        _check_call(None, cancel)
         if not isinstance(mcp_server_id, str) or not mcp_server_id:
             raise ConfigError(f"mcp_server_id must be a non-empty string, got {mcp_server_id!r}")
         url = self.base_url + CONNECT_SERVER_PATH + urllib.parse.quote(mcp_server_id, safe="")
@@ -257,7 +298,7 @@ def _run(
     stopped = watch.check()
     if stopped is not None:
         raise stopped
-    log.debug("%s %s", request.method, request.url)
+    log.debug("%s %s", request.method, without_userinfo(request.url))
     try:
         with watch.sending():
             response = transport.send(request, _send_timeouts(timeouts))
@@ -393,6 +434,7 @@ def stream_events(
         source=source,
     )
     try:
+        _check_call(None, cancel)
         request = client._connect_request(config)
     except BaseException:
         client.close()

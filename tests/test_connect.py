@@ -91,6 +91,7 @@ def test_the_request_is_exactly_right() -> None:
     assert (request.method, request.url) == ("POST", f"{BASE}/v1/tools/mcp/servers/connect")
     assert dict(request.headers) == {
         "Accept": "text/event-stream",
+        "Accept-Encoding": "identity",
         "Authorization": f"Bearer {KEY}",
         "User-Agent": f"mcpconnect/{mcpconnect.__version__}",
         "X-Letta-Source": "letta-code",
@@ -143,6 +144,7 @@ def test_connect_server_quotes_the_id(server_id: str, path: str) -> None:
     )
     assert dict(request.headers) == {
         "Accept": "text/event-stream",
+        "Accept-Encoding": "identity",
         "Authorization": f"Bearer {KEY}",
         "User-Agent": f"mcpconnect/{mcpconnect.__version__}",
         "X-Letta-Source": "letta-code",
@@ -539,3 +541,141 @@ def test_any_stream_gives_tools_or_an_mcpconnect_error_however_chunked(
     if not isinstance(whole[0], list):
         assert issubclass(whole[0], McpConnectError)
         assert whole[0] is not ConnectTimeoutError  # the body ended: nothing waited
+
+
+# --- bad arguments: a ConfigError naming them, before any request -----------------------
+
+
+class NoSend:
+    def close(self) -> None:
+        pass
+
+
+class SendNotCallable:
+    send = "POST"
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"base_url": 8283}, "base_url must be a string, got int"),
+        ({"base_url": b"http://h"}, "base_url must be a string, got bytes"),
+        ({"base_url": pathlib.Path("h")}, "base_url must be a string, got PosixPath"),
+        ({"base_url": "http://[::1"}, "base_url is not a valid URL (Invalid IPv6 URL): "
+                                      "'http://[::1'"),
+        ({"base_url": "http://h/?t=1"}, "base_url must not have a query or a fragment, "
+                                        "got 'http://h/?t=1'"),
+        ({"api_key": 5}, "the API key (api_key) must be a string, got int"),
+        ({"api_key": b"k"}, "the API key (api_key) must be a string, got bytes"),
+        ({"source": "a\r\nX-Evil: 1"}, "source contains a control character (U+000D): "
+                                       "'a\\r\\nX-Evil: 1'"),
+        ({"source": 5}, "source must be a string, got int"),
+        ({"user_agent": "ua\n"}, "user_agent contains a control character (U+000A): 'ua\\n'"),
+        ({"user_agent": "ua \u2603"}, "user_agent contains a character that cannot be sent in "
+                                      "an HTTP header (U+2603, not Latin-1; a pasted "
+                                      "typographic quote?): 'ua \u2603'"),
+        ({"transport": NoSend()}, "transport must have callable send() and close() methods, "
+                                  "got NoSend without send()"),
+        ({"transport": SendNotCallable()}, "transport must have callable send() and close() "
+                                           "methods, got SendNotCallable without send()"),
+        ({"transport": object()}, "transport must have callable send() and close() methods, "
+                                  "got object without send()"),
+        ({"settings_path": 3}, "settings_path must be a path or None, got int"),
+    ],
+)
+def test_bad_client_arguments_are_config_errors(kwargs: dict[str, Any], message: str) -> None:
+    transport = FakeTransport(sse_stream([OK]))
+    arguments: dict[str, Any] = {"base_url": BASE, "api_key": KEY, "transport": transport}
+    arguments.update(kwargs)
+    with pytest.raises(ConfigError) as info:
+        Client(**arguments)
+    assert str(info.value) == message
+    if "user_agent" not in kwargs:  # connect() has no user_agent
+        with pytest.raises(ConfigError):
+            mcpconnect.connect(CONFIG, **arguments)
+    assert transport.requests == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cancel": True}, "cancel must be a threading.Event (anything with is_set()) or None, "
+                           "got bool"),
+        ({"cancel": object()}, "cancel must be a threading.Event (anything with is_set()) or "
+                               "None, got object"),
+        ({"on_event": "print"}, "on_event must be callable or None, got str"),
+        ({"on_event": 5}, "on_event must be callable or None, got int"),
+    ],
+)
+def test_bad_call_arguments_are_config_errors_before_any_request(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    transport = FakeTransport([sse_stream([CA, OK])] * 6)
+    with Client(base_url=BASE, api_key=KEY, transport=transport) as client:
+        with pytest.raises(ConfigError) as info:
+            client.connect(CONFIG, **kwargs)
+        assert str(info.value) == message
+        with pytest.raises(ConfigError):
+            client.connect_server("id", **kwargs)
+        if "cancel" in kwargs:
+            with pytest.raises(ConfigError):
+                client.stream_events(CONFIG, **kwargs)
+            with pytest.raises(ConfigError):
+                client.stream_server_events("id", **kwargs)
+            with pytest.raises(ConfigError):
+                mcpconnect.stream_events(CONFIG, base_url=BASE, api_key=KEY,
+                                         transport=transport, **kwargs)
+    with pytest.raises(ConfigError):
+        mcpconnect.connect(CONFIG, base_url=BASE, api_key=KEY, transport=transport, **kwargs)
+    assert transport.requests == []
+
+
+def test_a_duck_typed_cancel_works() -> None:
+    class Flag:
+        def __init__(self) -> None:
+            self.flag = False
+
+        def is_set(self) -> bool:
+            return self.flag
+
+    cancel = Flag()
+    transport = FakeTransport(sse_stream([CA], then=[Hang()]))
+    with Client(base_url=BASE, api_key=KEY, transport=transport, timeout=QUICK) as client:
+        stream = client.stream_events(CONFIG, cancel=cancel)  # type: ignore[arg-type]
+        assert next(stream) == EV_CA
+        cancel.flag = True
+        with pytest.raises(ConnectCancelledError):
+            next(stream)
+
+
+@pytest.mark.parametrize(
+    "value", [float("inf"), float("nan"), -1, 0, 1e300, 10**400, 30 * 24 * 3600 + 1, "5", True]
+)
+@pytest.mark.parametrize("limit", ["connect", "read", "authorization", "total"])
+def test_bad_limits_are_config_errors(limit: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        Timeouts(**{limit: value})
+    assert str(info.value) == (
+        f"{limit} must be a number of seconds above 0 and at most 2.592e+06 (30 days), "
+        f"or None for no limit, got {value!r}"
+    )
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -1.0, 1e300])
+def test_a_bad_timeout_number_is_refused_before_any_request(value: float) -> None:
+    transport = FakeTransport(sse_stream([CA, OK]))
+    with Client(base_url=BASE, api_key=KEY, transport=transport) as client, \
+            pytest.raises(ConfigError):
+        client.connect(CONFIG, timeout=value)
+    with pytest.raises(ConfigError):
+        mcpconnect.connect(CONFIG, base_url=BASE, api_key=KEY, transport=transport,
+                           timeout=value)
+    assert transport.requests == []
+
+
+def test_the_longest_limit_is_accepted() -> None:
+    limits = Timeouts(connect=30 * 24 * 3600, read=2_592_000.0, authorization=None, total=1e-3)
+    assert limits.connect == 2_592_000

@@ -144,3 +144,104 @@ def test_reprs() -> None:
     with pytest.raises(mcpconnect.ConfigError) as info:
         McpConnectConfig.from_dict(invalid_token)
     check(str(info.value))
+
+
+# --- user-info in URLs, keys that cannot be sent, the emulator's records ------------------
+
+PASSWORD = "URL-PASSWORD-5d1e"
+
+
+def test_a_password_in_the_base_url_is_masked_everywhere(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    transport = FakeTransport(SCENARIOS["success"])
+    base = f"https://me:{PASSWORD}@letta.example:8443/api"
+    with Client(base_url=base, api_key=API_KEY, transport=transport) as client:
+        assert repr(client) == "Client(base_url='https://***@letta.example:8443/api', " \
+                               "transport=FakeTransport)"
+        client.connect(CONFIG)
+    (request,) = transport.requests
+    assert request.url.startswith(base)  # the request itself goes where it was told
+    assert PASSWORD not in repr(request)
+    assert "'https://***@letta.example:8443/api/v1/tools/mcp/servers/connect'" in repr(request)
+    assert any("***@letta.example" in r.getMessage() for r in caplog.records)
+    for record in caplog.records:
+        assert PASSWORD not in record.getMessage()
+
+
+def test_a_request_repr_hides_user_info_and_secret_headers() -> None:
+    from mcpconnect.transports import Request
+
+    request = Request("GET", f"http://u:{PASSWORD}@h/x", {"Authorization": f"Bearer {API_KEY}",
+                                                       "Proxy-Authorization": "Basic PXY"})
+    assert repr(request) == (
+        "Request(method='GET', url='http://***@h/x', headers={'Authorization': '***', "
+        "'Proxy-Authorization': '***'}, body=<0 bytes>)"
+    )
+
+
+def test_where_never_raises_and_never_shows_user_info() -> None:
+    from mcpconnect.transports._base import where
+
+    assert where(f"http://u:{PASSWORD}@[::1") == "http://[::1"
+    assert where(f"http://u:{PASSWORD}@h:99999/p?q=1#f") == "http://h:99999/p"
+    assert where("http://h:abc/x") == "http://h:abc/x"
+    assert where("no scheme") == "no scheme"
+
+
+@pytest.mark.parametrize("key", ["sk-let-\u2019API-SECRET", "sk-let-API-SECRET\u00a0\u200b"])
+def test_an_api_key_that_cannot_be_sent_is_a_config_error_without_the_key(key: str) -> None:
+    transport = FakeTransport(SCENARIOS["success"])
+    with pytest.raises(mcpconnect.ConfigError) as info:
+        mcpconnect.connect(CONFIG, base_url="https://l.example", api_key=key,
+                           transport=transport)
+    check("".join(traceback.format_exception(info.value)))
+    check(repr(info.value.args))
+    assert transport.requests == []
+
+
+def test_a_proxy_password_never_shows_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcpconnect.transports import Urllib3Transport
+
+    with pytest.raises(mcpconnect.ConfigError) as bad:
+        Urllib3Transport(proxy_url=f"http://u:{PASSWORD}@proxy.example:99999")
+    assert str(bad.value) == ("proxy_url is not a valid proxy URL (LocationParseError): "
+                              "'http://***@proxy.example:99999'")
+    assert PASSWORD not in "".join(traceback.format_exception(bad.value))
+    # The same URL from the environment is only read at the request: a TransportError then.
+    monkeypatch.setenv("HTTPS_PROXY", f"http://u:{PASSWORD}@[proxy.example")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    transport = Urllib3Transport()
+    try:
+        with pytest.raises(mcpconnect.TransportError) as broken:
+            mcpconnect.connect(CONFIG, base_url="https://l.example", api_key=API_KEY,
+                               transport=transport)
+    finally:
+        transport.close()
+    text = "".join(traceback.format_exception(broken.value))
+    assert PASSWORD not in text
+    assert "the proxy URL from the environment is not a valid proxy URL" in str(broken.value)
+
+
+def test_urllib3_error_texts_lose_their_user_info() -> None:
+    from urllib3.exceptions import LocationParseError
+
+    from mcpconnect.transports._urllib3 import _describe
+
+    text = _describe(LocationParseError(f"http://u:{PASSWORD}@h:99999"))
+    assert text == "LocationParseError: Failed to parse: http://***@h:99999"
+
+
+def test_recorded_requests_hide_their_secrets() -> None:
+    from mcpconnect.testing import LettaEmulator
+
+    with LettaEmulator() as emulator:
+        mcpconnect.connect(CONFIG, base_url=emulator.base_url, api_key=API_KEY)
+        (recorded,) = emulator.requests
+    assert recorded.body["auth_token"] == TOKEN  # the value itself is kept
+    text = repr(recorded)
+    check(text)
+    assert "'auth_token': '<redacted>'" in text
+    assert "'custom_headers': {'X-Key': '<redacted>'}" in text

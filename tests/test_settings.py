@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import threading
 
 import pytest
 
@@ -11,6 +13,7 @@ import mcpconnect
 from mcpconnect import ConfigError, MissingApiKeyError
 from mcpconnect._settings import (
     DEFAULT_BASE_URL,
+    MAX_SETTINGS_BYTES,
     default_settings_path,
     resolve_api_key,
     resolve_base_url,
@@ -88,7 +91,7 @@ def test_trailing_slashes_are_dropped() -> None:
 def test_base_url_must_be_absolute_http(url: str) -> None:
     with pytest.raises(ConfigError) as info:
         resolve_base_url(url, environ={})
-    assert str(info.value).startswith("base URL must be an absolute http(s) URL, got ")
+    assert str(info.value) == f"base_url must be an absolute http(s) URL, got {url!r}"
 
 
 def test_the_file_is_not_read_when_not_needed(tmp_path: pathlib.Path) -> None:
@@ -149,7 +152,7 @@ def test_missing_file_that_was_named_is_an_error_when_needed(tmp_path: pathlib.P
 def test_api_key_with_a_line_break_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
         resolve_api_key("abc\r\nX-Evil: 1", environ={})
-    assert str(info.value) == "the API key contains a line break or NUL"
+    assert str(info.value) == "the API key (api_key) contains a control character (U+000D)"
 
 
 # --- through connect() ------------------------------------------------------------------
@@ -191,4 +194,126 @@ def test_connect_with_a_malformed_settings_file(tmp_path: pathlib.Path) -> None:
 def test_a_bad_base_url_never_shows_its_credentials() -> None:
     with pytest.raises(ConfigError) as info:
         resolve_base_url("ftp://me:s3cret@letta.example", environ={})
-    assert str(info.value) == "base URL must be an absolute http(s) URL, got 'ftp://***@letta.example'"
+    assert str(info.value) == "base_url must be an absolute http(s) URL, got 'ftp://***@letta.example'"
+
+
+# --- bad values are a ConfigError naming where they came from ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (5, "base_url must be a string, got int"),
+        (b"http://h.example", "base_url must be a string, got bytes"),
+        (pathlib.Path("/h"), "base_url must be a string, got PosixPath"),
+        ("http://[::1", "base_url is not a valid URL (Invalid IPv6 URL): 'http://[::1'"),
+        ("http://h:99999", "base_url is not a valid URL (Port out of range 0-65535): "
+                           "'http://h:99999'"),
+        ("http://h:abc", "base_url is not a valid URL (Port could not be cast to integer "
+                         "value as 'abc'): 'http://h:abc'"),
+        ("http://h:0", "base_url has port 0: 'http://h:0'"),
+        ("http://h\x00.example", "base_url contains a space or a control character: "
+                                 "'http://h\\x00.example'"),
+        ("http://h .example/", "base_url contains a space or a control character: "
+                               "'http://h .example/'"),
+        ("http://h.example/\u0085", "base_url contains a space or a control character: "
+                                    "'http://h.example/\\x85'"),
+        ("http://h/?t=1", "base_url must not have a query or a fragment, got 'http://h/?t=1'"),
+        ("http://h/#f", "base_url must not have a query or a fragment, got 'http://h/#f'"),
+        ("http://h?", "base_url must not have a query or a fragment, got 'http://h?'"),
+        ("http://:80", "base_url must be an absolute http(s) URL, got 'http://:80'"),
+        ("http://u:pw@[::1", "base_url is not a valid URL (Invalid IPv6 URL): 'http://***@[::1'"),
+    ],
+)
+def test_bad_base_urls_are_config_errors(url: object, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_base_url(url, environ={})  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_a_bad_base_url_names_its_source(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_base_url(None, environ={"LETTA_BASE_URL": "http://h/?x"})
+    assert str(info.value) == "LETTA_BASE_URL must not have a query or a fragment, got 'http://h/?x'"
+    path = write(tmp_path / "s.json", {"env": {"LETTA_BASE_URL": "http://h:99999"}})
+    with pytest.raises(ConfigError) as info:
+        resolve_base_url(None, environ={}, settings_path=path)
+    assert str(info.value).startswith(f"env.LETTA_BASE_URL in settings file {path} is not a valid")
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (12345, "the API key (api_key) must be a string, got int"),
+        (b"sk-key", "the API key (api_key) must be a string, got bytes"),
+        ("sk-\u2019key", "the API key (api_key) contains a character that cannot be sent in an "
+                         "HTTP header (U+2019, not Latin-1; a pasted typographic quote?)"),
+        ("sk-key\t", "the API key (api_key) contains a control character (U+0009)"),
+        ("sk-\x7fkey", "the API key (api_key) contains a control character (U+007F)"),
+        ("sk-\x9bkey", "the API key (api_key) contains a control character (U+009B)"),
+    ],
+)
+def test_bad_api_keys_are_config_errors_without_the_key(key: object, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_api_key(key, environ={})  # type: ignore[arg-type]
+    assert str(info.value) == message
+    assert "sk-" not in str(info.value) and "12345" not in str(info.value)
+
+
+def test_a_bad_api_key_from_the_environment_names_it() -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_api_key(None, environ={"LETTA_API_KEY": "sk-\u2019"})
+    assert str(info.value).startswith("the API key (LETTA_API_KEY) contains a character")
+
+
+@pytest.mark.parametrize("path", [5, b"/tmp/settings.json", 1.5])
+def test_settings_path_must_be_a_path(path: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        mcpconnect.connect(CONFIG, settings_path=path,  # type: ignore[arg-type]
+                           transport=FakeTransport())
+    assert str(info.value) == f"settings_path must be a path or None, got {type(path).__name__}"
+
+
+def test_a_deeply_nested_settings_file_is_a_config_error(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "deep.json", "[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ConfigError) as info:
+        resolve_api_key(None, environ={}, settings_path=path)
+    assert str(info.value) == f"settings file {path} is nested too deeply"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a FIFO (POSIX)")
+def test_a_fifo_is_never_opened_for_reading(tmp_path: pathlib.Path) -> None:
+    fifo = tmp_path / "settings.json"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def resolve() -> None:
+        try:
+            resolve_api_key(None, environ={}, settings_path=fifo)
+        except BaseException as exc:  # handed to the test thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=resolve, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # unblock the reader, so the test process can end
+        with open(fifo, "wb"):
+            pass
+        thread.join(5)
+        pytest.fail("reading the settings file blocked on a FIFO")
+    (error,) = outcome
+    assert isinstance(error, ConfigError)
+    assert str(error) == f"settings file {fifo} is not a regular file"
+
+
+def test_a_huge_settings_file_is_refused(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "big.json", '{"env": {}, "x": "' + "a" * MAX_SETTINGS_BYTES + '"}')
+    with pytest.raises(ConfigError) as info:
+        resolve_api_key(None, environ={}, settings_path=path)
+    assert str(info.value) == f"settings file {path} is larger than {MAX_SETTINGS_BYTES} bytes"
+
+
+def test_a_nul_in_the_settings_path_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_api_key(None, environ={}, settings_path="/tmp/a\x00b")
+    assert str(info.value).startswith("cannot read settings file")

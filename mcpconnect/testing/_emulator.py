@@ -163,9 +163,29 @@ class Scenario:
             raise ValueError("set at most one of error and stream_error")
 
 
+_SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-api-key")
+
+
 def _redacted_headers(headers: Mapping[str, str]) -> str:
-    shown = {k: ("<redacted>" if k == "authorization" else v) for k, v in headers.items()}
+    shown = {k: ("<redacted>" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
     return repr(shown)
+
+
+def _redacted(value: Any) -> Any:
+    """A JSON body with ``auth_token`` and every ``custom_headers`` value hidden, at any depth."""
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    shown: dict[Any, Any] = {}
+    for key, item in value.items():
+        if key == "auth_token" and item is not None:
+            shown[key] = "<redacted>"
+        elif key == "custom_headers" and isinstance(item, dict):
+            shown[key] = dict.fromkeys(item, "<redacted>")
+        else:
+            shown[key] = _redacted(item)
+    return shown
 
 
 @attrs.frozen
@@ -174,13 +194,14 @@ class RecordedRequest:
 
     ``path`` is the request target with its query string; ``headers`` has lower-case names
     (the last of repeated headers wins); ``body`` is the body parsed as JSON, or ``None`` when
-    it is empty or not JSON; ``raw_body`` is the body as sent. The repr hides ``Authorization``.
+    it is empty or not JSON; ``raw_body`` is the body as sent. The repr hides secrets: the
+    ``Authorization`` header, ``auth_token`` and the values of ``custom_headers``.
     """
 
     method: str
     path: str
     headers: Mapping[str, str] = attrs.field(repr=_redacted_headers)
-    body: Any
+    body: Any = attrs.field(repr=lambda body: repr(_redacted(body)))
     raw_body: bytes = attrs.field(repr=False)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import urllib.parse
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -11,9 +11,11 @@ import attrs
 
 from .._timeouts import Timeouts
 
-__all__ = ["Request", "Response", "Transport", "header", "where"]
+__all__ = ["Request", "Response", "Transport", "header", "where", "without_userinfo"]
 
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+# The user-info of URLs anywhere in a text: from "//" to the last "@" before the host ends.
+_USERINFO = re.compile(r"(?<=//)[^\s/?#]*@")
 
 
 def _redacted(headers: Mapping[str, str]) -> str:
@@ -21,12 +23,18 @@ def _redacted(headers: Mapping[str, str]) -> str:
     return repr(shown)
 
 
+def without_userinfo(text: str) -> str:
+    """``text`` with the ``user:password@`` of every URL in it masked. Never raises."""
+    return _USERINFO.sub("***@", text)
+
+
 @attrs.frozen
 class Request:
-    """One HTTP request. The ``repr`` hides the values of secret headers."""
+    """One HTTP request. The ``repr`` hides the values of secret headers and the URL's
+    user-info."""
 
     method: str
-    url: str
+    url: str = attrs.field(repr=lambda url: repr(without_userinfo(url)))
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=_redacted)
     body: bytes | None = attrs.field(default=None, repr=lambda b: f"<{len(b or b'')} bytes>")
 
@@ -67,13 +75,15 @@ class Transport(Protocol):
 
 
 def where(url: str) -> str:
-    """The URL without credentials, query or fragment: safe to put in a message."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    """The URL without credentials, query or fragment: safe to put in a message.
+    Never raises, also for a malformed URL."""
+    scheme, sep, rest = str(url).partition("://")
+    if not sep:
+        scheme, rest = "", scheme
+    rest = re.split(r"[?#]", rest, maxsplit=1)[0]
+    netloc, slash, path = rest.partition("/")
+    host = netloc.rpartition("@")[2]
+    return f"{scheme}{sep}{host}{slash}{path}"
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

@@ -35,8 +35,8 @@ from urllib3.exceptions import HTTPError, NewConnectionError, ReadTimeoutError
 
 from .._timeouts import Timeouts
 from .._watchdog import Watch, take_pending
-from ..errors import ConnectTimeoutError, McpConnectError, TransportError
-from ._base import Request, where
+from ..errors import ConfigError, ConnectTimeoutError, McpConnectError, TransportError
+from ._base import Request, where, without_userinfo
 
 __all__ = ["Urllib3Transport"]
 
@@ -156,8 +156,9 @@ _POOL_CLASSES = {"http": _TrackedHTTPConnectionPool, "https": _TrackedHTTPSConne
 
 
 def _describe(exc: BaseException) -> str:
+    """What went wrong, for a message: urllib3's texts may hold URLs, never their user-info."""
     reason = getattr(exc, "reason", None) or exc
-    return f"{type(reason).__name__}: {reason}"
+    return without_userinfo(f"{type(reason).__name__}: {reason}")
 
 
 class _Urllib3Response:
@@ -272,6 +273,8 @@ class Urllib3Transport:
         trust_env: bool = True,
         maxsize: int = 10,
     ) -> None:
+        if proxy_url is not None:
+            _check_proxy_url(proxy_url, "proxy_url", ConfigError)
         self._pool_kwargs: dict[str, Any] = {"maxsize": maxsize, "block": False}
         if ca_certs is not None:
             self._pool_kwargs["ca_certs"] = ca_certs
@@ -302,6 +305,7 @@ class Urllib3Transport:
         with self._lock:
             manager = self._proxies.get(proxy)
             if manager is None:
+                _check_proxy_url(proxy, "the proxy URL from the environment", TransportError)
                 auth = urllib3.util.parse_url(proxy).auth
                 auth = urllib.parse.unquote(auth) if auth else None
                 headers = urllib3.make_headers(proxy_basic_auth=auth) if auth else None
@@ -361,6 +365,21 @@ class Urllib3Transport:
             for manager in self._proxies.values():
                 manager.clear()
             self._proxies.clear()
+
+
+def _check_proxy_url(url: object, what: str, error: type[McpConnectError]) -> None:
+    """Raise ``error`` for a proxy URL urllib3 cannot use; user-info masked, and not chained
+    (urllib3's own message repeats the URL whole)."""
+    if not isinstance(url, str):
+        raise error(f"{what} must be a string, got {type(url).__name__}")
+    try:
+        parsed = urllib3.util.parse_url(url)
+        urllib3.ProxyManager(url)  # what urllib3 refuses, as it would refuse it later
+    except (HTTPError, ValueError) as exc:
+        raise error(f"{what} is not a valid proxy URL ({type(exc).__name__}): "
+                    f"{without_userinfo(url)!r}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise error(f"{what} must be an http(s) URL with a host: {without_userinfo(url)!r}")
 
 
 def _close_pool(pool: HTTPConnectionPool) -> None:
