@@ -130,8 +130,8 @@ class EventStream(Iterator[McpOauthEvent]):
 class Client:
     """A connection to one Letta server; thread-safe, so one may serve many threads.
 
-    ``base_url`` and ``api_key`` default to the environment and the settings file (see
-    :func:`~mcpconnect._settings.resolve_base_url`); a missing key raises
+    ``base_url`` and ``api_key`` default to the environment and the settings file
+    (``LETTA_BASE_URL``, ``LETTA_API_KEY``, ``~/.letta/settings.json``); a missing key raises
     :class:`~mcpconnect.MissingApiKeyError` here, before any request. ``transport`` defaults
     to a :class:`~mcpconnect.transports.Urllib3Transport`, closed with the client.
     ``timeout`` is a :class:`~mcpconnect.Timeouts` (or a number: the total limit).
