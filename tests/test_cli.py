@@ -11,14 +11,17 @@ import socket
 import subprocess
 import sys
 import time
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import urllib3
+from loopback import Chunk, End, ScriptedServer, Status, sse_script
 
 import mcpconnect
 from mcpconnect import cli
+from mcpconnect._terminal import safe, table
 from mcpconnect.models import McpOauthEvent, OauthStreamEvent
 from mcpconnect.testing import DEFAULT_TOOLS, LettaEmulator, Scenario
 
@@ -33,10 +36,23 @@ def emulator() -> Iterator[LettaEmulator]:
 
 
 @pytest.fixture
-def env(tmp_path: pathlib.Path) -> dict[str, str]:
-    """A clean environment: the test's key, an empty home, no proxies, no browser."""
+def browser_log(tmp_path: pathlib.Path) -> pathlib.Path:
+    """Where the stand-in browser (see ``env``) writes each URL it was asked to open."""
+    return tmp_path / "opened.txt"
+
+
+@pytest.fixture
+def env(tmp_path: pathlib.Path, browser_log: pathlib.Path) -> dict[str, str]:
+    """A clean environment: the test's key, an empty home, no proxies, and as the browser
+    (``BROWSER``, which :mod:`webbrowser` obeys) a script that only notes the URL."""
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "SYSTEMROOT", "LANG")}
-    return {**keep, "HOME": str(tmp_path), "LETTA_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}
+    browser = tmp_path / "browser"
+    browser.write_text("#!/bin/sh\nprintf '%s\\n' \"$1\" >> \"$OPENED_LOG\"\n")
+    browser.chmod(0o755)
+    return {
+        **keep, "HOME": str(tmp_path), "LETTA_API_KEY": KEY, "PYTHONUNBUFFERED": "1",
+        "BROWSER": str(browser), "OPENED_LOG": str(browser_log),
+    }
 
 
 def run(
@@ -306,3 +322,243 @@ def test_tools_table_truncates_long_descriptions() -> None:
         "x",
     ]
     assert cli._tools_table([], 80) == "(no tools)"
+
+
+# --- untrusted text never reaches the terminal raw ----------------------------------------
+
+HOSTILE = (
+    "\x1b]52;c;ZXZpbA==\x07"  # OSC 52: write the clipboard
+    "\x1b]8;;https://evil.example/\x1b\\link\x1b]8;;\x1b\\"  # OSC 8: a fake link
+    "\x1b[2J\x1b[H"  # CSI: clear the screen, cursor home
+    "\x9b31m"  # 8-bit CSI
+    "\r\b\x00\x7f"  # overwrite the line, back up, NUL, DEL
+    "\u202egnp.exe\u2066"  # right-to-left override, isolate
+    "\nConnected: 99 tools."  # a fake line
+)
+#: How HOSTILE must show, written out by hand.
+SHOWN = (
+    "\\x1b]52;c;ZXZpbA==\\x07"
+    "\\x1b]8;;https://evil.example/\\x1b\\link\\x1b]8;;\\x1b\\"
+    "\\x1b[2J\\x1b[H"
+    "\\x9b31m"
+    "\\r\\x08\\x00\\x7f"
+    "\\u202egnp.exe\\u2066"
+    "\\nConnected: 99 tools."
+)
+_BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def assert_inert(*texts: str) -> None:
+    """No control (but the line ends), bidi or surrogate character, and no fake line."""
+    for text in texts:
+        bad = {c for c in text if c in _BIDI or unicodedata.category(c) in ("Cc", "Cs")}
+        assert bad <= {"\n"}, sorted(bad)
+        assert not any(line.startswith("Connected: 99") for line in text.split("\n"))
+        assert "Traceback" not in text
+
+
+def run_against(server: ScriptedServer, env: dict[str, str], *extra: str) -> Any:
+    args = ["connect", "github", URL, "--base-url", server.url, *extra]
+    return run(args, env)
+
+
+def test_server_text_in_progress_lines_table_and_log_is_escaped(
+    env: dict[str, str], browser_log: pathlib.Path
+) -> None:
+    env["COLUMNS"] = "1000"
+    events = [
+        {"event": "connection_attempt", "server_name": HOSTILE},
+        {"event": HOSTILE, "message": HOSTILE},  # a type this version does not know
+        {"event": "oauth_required", "message": HOSTILE},
+        {"event": "authorization_url", "url": "https://auth.example/" + HOSTILE},
+        {"event": "waiting_for_auth", "message": HOSTILE},
+        {"event": "success", "tools": [
+            {"name": HOSTILE, "description": HOSTILE}, {"name": "ok", "description": "fine"},
+        ]},
+    ]
+    with ScriptedServer(sse_script(*events)) as server:
+        done = run_against(server, env, "-v")  # the browser is allowed: it must stay shut
+    assert done.returncode == 0, done.stderr
+    assert_inert(done.stdout, done.stderr)
+    err = done.stderr.splitlines()
+    assert f"Connecting to {SHOWN}..." in err
+    assert f"Event: {SHOWN} ({SHOWN})" in err
+    assert f"Authorize in your browser: https://auth.example/{SHOWN}" in err
+    assert "Not opening it: it holds control or space characters." in err
+    assert not browser_log.exists()
+    assert any(line.startswith("DEBUG mcpconnect: event ") and SHOWN in line for line in err)
+    # The table: names escaped exactly; descriptions with their whitespace runs made one space.
+    described = SHOWN.replace("\\r", " ").replace("\\nConnected", " Connected")
+    assert done.stdout.splitlines() == [
+        "NAME" + " " * (len(SHOWN) - 2) + "DESCRIPTION",
+        f"{SHOWN}  {described}",
+        "ok" + " " * len(SHOWN) + "fine",
+    ]
+
+
+LOCATION = "https://evil.example/\x1b]52;c;ZXZpbA==\x07\x1b[2J\x9b31m\b\x7f"
+LOCATION_SHOWN = "https://evil.example/\\x1b]52;c;ZXZpbA==\\x07\\x1b[2J\\x9b31m\\x08\\x7f"
+
+
+@pytest.mark.parametrize(
+    ("script", "status", "shown"),
+    [
+        pytest.param(sse_script({"event": "error", "message": HOSTILE}), 1, SHOWN, id="error"),
+        pytest.param(
+            [Status(200), Chunk(b"event: error\ndata: " + json.dumps(
+                {"error": HOSTILE, "code": "INTERNAL_SERVER_ERROR"}).encode() + b"\n\n"), End()],
+            1, SHOWN, id="event-error-frame",
+        ),
+        pytest.param([Status(401, body=HOSTILE.encode())], 1, SHOWN, id="401-body"),
+        pytest.param([Status(500, body=HOSTILE.encode())], 1, SHOWN, id="500-body"),
+        pytest.param([Status.redirect(LOCATION)], 1, LOCATION_SHOWN, id="3xx-location"),
+        pytest.param(
+            [Status(200, headers=[("content-type", "text/html")], body=HOSTILE.encode())],
+            4, None, id="not-an-event-stream",
+        ),
+    ],
+)
+def test_server_text_in_error_messages_is_escaped(
+    env: dict[str, str], script: list[Any], status: int, shown: str | None
+) -> None:
+    with ScriptedServer(script) as server:
+        done = run_against(server, env, "--no-browser")
+    assert done.returncode == status, done.stderr
+    assert_inert(done.stdout, done.stderr)
+    [error] = [line for line in done.stderr.splitlines() if line.startswith("mcpconnect: error:")]
+    if shown is not None:
+        assert shown in error
+
+
+def test_json_output_is_exact_ascii_json(env: dict[str, str]) -> None:
+    tools = [{"name": HOSTILE, "description": HOSTILE + "caf\u00e9 \ud800", "inputSchema": {}}]
+    with ScriptedServer(sse_script({"event": "success", "tools": tools})) as server:
+        done = run_against(server, env, "--json")
+    assert done.returncode == 0, done.stderr
+    assert all(" " <= c <= "~" or c == "\n" for c in done.stdout)
+    [tool] = json.loads(done.stdout)
+    assert (tool["name"], tool["description"]) == (tools[0]["name"], tools[0]["description"])
+
+
+def test_text_the_terminal_cannot_encode_is_escaped(
+    emulator: LettaEmulator, env: dict[str, str]
+) -> None:
+    env["PYTHONIOENCODING"] = "ascii"
+    emulator.scenario = Scenario(tools=[
+        {"name": "caf\u00e9", "description": "\u65e5\u672c\u8a9e"}, {"name": "ok"},
+    ])
+    done = run(connect_args(emulator), env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "NAME     DESCRIPTION", "caf\\xe9  \\u65e5\\u672c\\u8a9e", "ok",
+    ]
+    assert "Traceback" not in done.stderr
+
+
+def test_safe_escapes_exactly_the_unsafe_characters() -> None:
+    for code in range(0x3000):
+        c = chr(code)
+        unsafe = unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI or c in "\u2028\u2029"
+        expected = (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}") if unsafe else c
+        expected = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}.get(c, expected)
+        assert safe(c) == expected
+    assert safe("\ud800x\udfff") == "\\ud800x\\udfff"
+    assert safe(HOSTILE) == SHOWN
+    assert safe(42) == "42"
+    assert safe("caf\u00e9 \u202e", "ascii") == "caf\\xe9 \\u202e"
+    assert safe("caf\u00e9", "utf-8") == safe("caf\u00e9", "no-such-codec") == "caf\u00e9"
+
+
+def test_table_escapes_cells_and_fits_the_last_column() -> None:
+    text = table(("A", "B"), [("x\x1b", "y" * 30), ("long-name", "z")], width=32)
+    assert text.splitlines() == [
+        "A          B",
+        "x\\x1b      " + "y" * 18 + "...",  # 32 characters
+        "long-name  z",
+    ]
+
+
+# --- the browser -------------------------------------------------------------------------
+
+
+def _url_events(*urls: str) -> list[Any]:
+    return [
+        {"event": "connection_attempt", "server_name": "github"},
+        {"event": "oauth_required", "message": "OAuth authentication required"},
+        *({"event": "authorization_url", "url": url, "session_id": "s"} for url in urls),
+        {"event": "waiting_for_auth", "message": "Waiting for user authorization..."},
+        {"event": "success", "tools": []},
+    ]
+
+
+def test_the_browser_is_opened_once_per_connect(
+    env: dict[str, str], browser_log: pathlib.Path
+) -> None:
+    urls = [f"https://auth{i}.example/authorize?state={i}" for i in range(50)]
+    with ScriptedServer(sse_script(*_url_events(*urls))) as server:
+        done = run_against(server, env)
+    assert done.returncode == 0, done.stderr
+    assert browser_log.read_text().splitlines() == [urls[0]]
+    err = done.stderr.splitlines()
+    assert [line for line in err if line.startswith("Authorize")] == [
+        f"Authorize in your browser: {url}" for url in urls
+    ]
+    assert err.count("Not opening it: a browser was already opened for this connect.") == 49
+
+
+REFUSED = [
+    ("https://accounts.example@evil.example/", "user-info"),
+    ("https://user:pw@evil.example/", "user-info"),
+    ("https://evil.example/a b", "control or space"),
+    ("https://evil.example/a\tb", "control or space"),
+    ("https://evil.example/\u3000", "control or space"),
+    ("https://evil.example/\x1b[2J", "control or space"),
+    ("https://evil.example/\x9b2J", "control or space"),
+    ("https://evil.example/\u202eexe.txt", "control or space"),
+    ("https://evil.example/\n", "control or space"),
+    ("javascript:alert(1)", "only http and https"),
+    ("file:///etc/passwd", "only http and https"),
+    ("//evil.example/x", "only http and https"),
+    ("/authorize", "only http and https"),
+    ("https:///no-host", "no plain host"),
+    ("https://evil.example\\.good.example/", "no plain host"),
+    ("https://%65vil.example/", "no plain host"),
+    ("http://evil.example:99999/", "not a valid URL"),
+    ("http://[::1/", "not a valid URL"),
+    ("", "only http and https"),
+]
+
+
+@pytest.mark.parametrize(("url", "why"), REFUSED)
+def test_browser_refusal_names_the_reason(url: str, why: str) -> None:
+    refusal = cli._browser_refusal(url)
+    assert refusal is not None
+    assert why in refusal
+
+
+@pytest.mark.parametrize(
+    "url", ["https://auth.example/a?x=1", "http://127.0.0.1:8283/authorize", "http://[::1]:80/"]
+)
+def test_plain_urls_may_be_opened(url: str) -> None:
+    assert cli._browser_refusal(url) is None
+
+
+def test_only_plain_http_urls_are_opened(env: dict[str, str], browser_log: pathlib.Path) -> None:
+    good = "https://auth.example/authorize?state=1"
+    bad = [url for url, _ in REFUSED if url]
+    with ScriptedServer(sse_script(*_url_events(*bad, good))) as server:
+        done = run_against(server, env)
+    assert done.returncode == 0, done.stderr
+    assert browser_log.read_text().splitlines() == [good]
+    assert_inert(done.stderr)
+    err = done.stderr.splitlines()
+    assert err.count(f"Authorize in your browser: {good}") == 1
+    assert sum(line.startswith("Not opening it: ") for line in err) == len(bad)
+
+
+def test_no_browser_opens_nothing(env: dict[str, str], browser_log: pathlib.Path) -> None:
+    with ScriptedServer(sse_script(*_url_events("https://auth.example/a"))) as server:
+        done = run_against(server, env, "--no-browser")
+    assert done.returncode == 0, done.stderr
+    assert "Authorize in your browser: https://auth.example/a" in done.stderr
+    assert not browser_log.exists()
