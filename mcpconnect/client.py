@@ -27,7 +27,6 @@ from .errors import (
     McpConnectError,
     ProtocolError,
     StreamEndedError,
-    TransportError,
 )
 from .flow import ConnectFlow
 from .models import McpConnectConfig, McpOauthEvent, McpTool
@@ -294,18 +293,19 @@ def _run(
     transport: Transport, request: Request, timeouts: Timeouts, cancel: threading.Event | None
 ) -> Generator[McpOauthEvent, None, list[McpTool]]:
     """The read loop: one request, its chunks through the decoder and the flow."""
-    watch = Watch(timeouts, cancel)
+    watch = Watch(timeouts, cancel, where(request.url))
     stopped = watch.check()
     if stopped is not None:
         raise stopped
     log.debug("%s %s", request.method, without_userinfo(request.url))
     try:
-        with watch.sending():
-            response = transport.send(request, _send_timeouts(timeouts))
-    except McpConnectError:
-        raise  # a ConnectTimeoutError is also an OSError: keep it as it is
-    except OSError as exc:
-        raise TransportError(f"cannot reach {where(request.url)}: {exc}") from exc
+        response = transport.send(attrs.evolve(request, watch=watch), _send_timeouts(timeouts))
+    except (McpConnectError, OSError) as exc:
+        watch.detach()
+        raise watch.failure(exc, f"cannot reach {where(request.url)}") from exc
+    except BaseException:
+        watch.detach()
+        raise
     watch.attach(response)
     try:
         flow = ConnectFlow()
@@ -319,7 +319,7 @@ def _run(
                     if event is None:
                         continue
                     watch.state = flow.state
-                    watch.waiting(flow.limit == "authorization")
+                    watch.authorizing(flow.limit == "authorization")
                     watch.holding(True)  # time spent in the caller is not the server's silence
                     yield event
                     watch.holding(False)
@@ -327,12 +327,7 @@ def _run(
                         return flow.result()
             decoder.close()
         except (McpConnectError, OSError) as exc:
-            stopped = watch.reason or watch.check()
-            if stopped is not None:
-                raise stopped from exc
-            if isinstance(exc, OSError) and not isinstance(exc, McpConnectError):
-                raise TransportError(f"the connection broke: {exc}") from exc
-            raise
+            raise watch.failure(exc, "the connection broke") from exc
         if watch.reason is not None:
             raise watch.reason
         raise StreamEndedError(flow.state.value)

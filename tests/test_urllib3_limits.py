@@ -568,34 +568,123 @@ def wait_until_connecting(thread: threading.Thread, timeout: float = 5.0) -> Non
     while time.monotonic() < deadline:
         frame = sys._current_frames().get(thread.ident or -1)
         while frame is not None:
-            if frame.f_code.co_name == "create_connection":
+            if frame.f_code.co_name in ("create_connection", "_open_socket"):
                 return
             frame = frame.f_back
         time.sleep(0.005)
     raise AssertionError(f"{thread.name} never blocked in a TCP connect")
 
 
-def test_cancel_during_a_hung_tcp_connect(hung_url: str) -> None:
-    """There is no socket to shut down yet, so the cancel takes effect when the connect
-    gives up (its limit) or succeeds; either way the result is ConnectCancelledError."""
+def run_in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """Start ``target`` in a thread; the list gets its result or exception."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(target())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name="connector", daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_cancel_interrupts_a_hung_tcp_connect(hung_url: str) -> None:
+    """The connect limit is a minute; cancel ends the TCP connect at once (the connect's
+    thread is done long before the limit)."""
     cancel = threading.Event()
-    me = threading.current_thread()
-
-    def canceller() -> None:
-        wait_until_connecting(me)
-        cancel.set()
-
     transport = Urllib3Transport()
     try:
-        with in_thread(canceller), pytest.raises(ConnectCancelledError) as info:
-            mcpconnect.connect(
-                CONFIG,
-                base_url=hung_url,
-                api_key=API_KEY,
-                transport=transport,
-                cancel=cancel,
-                timeout=Timeouts(connect=SHORT),
+        thread, outcome = run_in_thread(
+            lambda: mcpconnect.connect(
+                CONFIG, base_url=hung_url, api_key=API_KEY, transport=transport,
+                cancel=cancel, timeout=Timeouts(connect=60),
             )
+        )
+        wait_until_connecting(thread)
+        cancel.set()
+        thread.join(10)
+        assert not thread.is_alive(), "cancel did not interrupt the TCP connect"
     finally:
         transport.close()
-    assert info.value.state == "started"
+    [error] = outcome
+    assert isinstance(error, ConnectCancelledError)
+    assert error.state == "started"
+
+
+@pytest.fixture
+def stalled_tls_url() -> Iterator[str]:
+    """An https URL whose server accepts the TCP connection and never answers the TLS
+    handshake."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.05)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                accepted.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        for sock in [*accepted, listener]:
+            sock.close()
+
+
+def wait_until_in_tls(thread: threading.Thread, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(thread.ident or -1)
+        while frame is not None:
+            if frame.f_code.co_name == "do_handshake":
+                return
+            frame = frame.f_back
+        time.sleep(0.005)
+    raise AssertionError(f"{thread.name} never blocked in a TLS handshake")
+
+
+def test_a_stalled_tls_handshake_is_the_connect_limit(stalled_tls_url: str) -> None:
+    transport = Urllib3Transport()
+    try:
+        with pytest.raises(ConnectTimeoutError) as info:
+            mcpconnect.connect(
+                CONFIG, base_url=stalled_tls_url, api_key=API_KEY, transport=transport,
+                timeout=Timeouts(connect=SHORT, read=60),
+            )
+        with pytest.raises(ConnectTimeoutError) as direct:  # the transport on its own
+            transport.send(Request("GET", stalled_tls_url + "/"), Timeouts(connect=SHORT))
+    finally:
+        transport.close()
+    assert (info.value.limit, info.value.seconds, info.value.state) == (
+        "connect", SHORT, "connecting",
+    )
+    assert (direct.value.limit, direct.value.seconds) == ("connect", SHORT)
+
+
+def test_cancel_interrupts_a_stalled_tls_handshake(stalled_tls_url: str) -> None:
+    cancel = threading.Event()
+    transport = Urllib3Transport()
+    try:
+        thread, outcome = run_in_thread(
+            lambda: mcpconnect.connect(
+                CONFIG, base_url=stalled_tls_url, api_key=API_KEY, transport=transport,
+                cancel=cancel, timeout=Timeouts(connect=60),
+            )
+        )
+        wait_until_in_tls(thread)
+        cancel.set()
+        thread.join(10)
+        assert not thread.is_alive(), "cancel did not interrupt the TLS handshake"
+    finally:
+        transport.close()
+    [error] = outcome
+    assert isinstance(error, ConnectCancelledError)

@@ -1,17 +1,22 @@
-"""The transport interface: one HTTP request in, status, headers and body chunks out."""
+"""The transport interface: one HTTP request in, status, headers and body chunks out.
+
+The contract every transport keeps is in the docstring of :mod:`mcpconnect.transports`.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from .._timeouts import Timeouts
 
-__all__ = ["Request", "Response", "Transport", "header", "where", "without_userinfo"]
+__all__ = [
+    "Request", "Response", "SendWatch", "Transport", "header", "where", "without_userinfo",
+]
 
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 # The user-info of URLs anywhere in a text: from "//" to the last "@" before the host ends.
@@ -28,15 +33,38 @@ def without_userinfo(text: str) -> str:
     return _USERINFO.sub("***@", text)
 
 
+class SendWatch(Protocol):
+    """What a connect gives its transport as ``request.watch`` (see the module docstring).
+
+    All three methods are called by the transport from the thread that runs ``send``.
+    """
+
+    def connecting(self) -> None:
+        """A new connection is being opened: the ``connect`` limit counts until
+        :meth:`sent`, the ``read`` limit does not."""
+
+    def sent(self) -> None:
+        """The request is out: the wait for the headers is the ``read`` limit's."""
+
+    def on_stop(self, stopper: Callable[[], object]) -> None:
+        """Call ``stopper()`` (from another thread, perhaps more than once, perhaps at
+        once if the connect was already stopped) to break the send; it must not block.
+        A later call replaces the stopper."""
+
+
 @attrs.frozen
 class Request:
     """One HTTP request. The ``repr`` hides the values of secret headers and the URL's
-    user-info."""
+    user-info.
+
+    ``watch`` is set by a connect (see :class:`SendWatch`); it is not part of the request's
+    value (equality and ``repr`` ignore it)."""
 
     method: str
     url: str = attrs.field(repr=lambda url: repr(without_userinfo(url)))
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=_redacted)
     body: bytes | None = attrs.field(default=None, repr=lambda b: f"<{len(b or b'')} bytes>")
+    watch: SendWatch | None = attrs.field(default=None, repr=False, eq=False, kw_only=True)
 
     def json(self) -> Any:
         """The body parsed as JSON (``None`` when there is no body)."""
@@ -64,10 +92,8 @@ class Response(Protocol):
 
 @runtime_checkable
 class Transport(Protocol):
-    """Opens HTTP requests. ``send`` returns once the status and headers are in; it raises
-    :class:`~mcpconnect.TransportError` (or an :class:`OSError`) when the network fails and
-    :class:`~mcpconnect.ConnectTimeoutError` when ``timeouts.connect`` or, while waiting for
-    the headers, ``timeouts.read`` runs out. ``close()`` releases pooled connections."""
+    """Opens HTTP requests: see the contract in :mod:`mcpconnect.transports`. ``send``
+    returns once the status and headers are in; ``close()`` releases pooled connections."""
 
     def send(self, request: Request, timeouts: Timeouts) -> Response: ...
 

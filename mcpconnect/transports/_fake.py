@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import pathlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from .._timeouts import Timeouts
-from ..errors import TransportError
+from ..errors import ConnectTimeoutError, TransportError
 from ._base import Request
 
 __all__ = [
@@ -53,15 +54,39 @@ def _steps(value: Iterable[Step]) -> tuple[Step, ...]:
     return tuple(value)
 
 
+Wait = Pause | Hang | BaseException
+
+
+def _check_waits(instance: object, attribute: attrs.Attribute[Any], value: Sequence[Any]) -> None:
+    for step in value:
+        if not isinstance(step, (Pause, Hang, BaseException)):
+            raise TypeError(
+                f"a FakeResponse {attribute.name} step must be Pause, Hang or an exception, "
+                f"got {step!r}"
+            )
+
+
 @attrs.frozen
 class FakeResponse:
     """A scripted response: ``status``, ``headers``, and ``chunks``, the body as a list of
     steps: ``bytes`` (one chunk), :class:`Pause`, :class:`Hang`, or an exception instance
-    (raised at that point, as a broken network would)."""
+    (raised at that point, as a broken network would).
+
+    ``connecting`` and ``waiting`` script what ``send`` goes through before the headers, as
+    :class:`Pause`, :class:`Hang` or exception steps: opening the connection (the
+    ``connect`` limit applies, as to a real socket) and waiting for the headers after the
+    request is out (the ``read`` limit). Both empty (the default): the headers are in at once.
+    """
 
     status: int = 200
     headers: Mapping[str, str] = attrs.field(factory=lambda: dict(_EVENT_STREAM))
     chunks: Sequence[Step] = attrs.field(default=(), converter=_steps, validator=_check_steps)
+    connecting: Sequence[Wait] = attrs.field(
+        default=(), converter=_steps, validator=_check_waits, kw_only=True
+    )
+    waiting: Sequence[Wait] = attrs.field(
+        default=(), converter=_steps, validator=_check_waits, kw_only=True
+    )
 
 
 class _OpenFakeResponse:
@@ -101,6 +126,35 @@ class _OpenFakeResponse:
 Responder = Callable[[Request], FakeResponse]
 
 
+def _play_head(script: FakeResponse, request: Request, timeouts: Timeouts) -> None:
+    """Go through the steps before the headers, as a socket would: a stop (the watch's
+    stopper) breaks a wait at once, and a wait past the phase's limit is that limit."""
+    watch = request.watch
+    stopped = threading.Event()
+    if watch is not None:
+        watch.on_stop(stopped.set)
+    phases = (
+        ("connect", timeouts.connect, script.connecting, "could not connect within"),
+        ("read", timeouts.read, script.waiting, "no response within"),
+    )
+    for limit, seconds, steps, says in phases:
+        if watch is not None:
+            watch.connecting() if limit == "connect" else watch.sent()
+        deadline = None if seconds is None else time.monotonic() + seconds
+        for step in steps:
+            if isinstance(step, BaseException):
+                raise step
+            wait = None if isinstance(step, Hang) else step.seconds
+            left = None if deadline is None else deadline - time.monotonic()
+            if stopped.wait(wait if left is None else left if wait is None else min(wait, left)):
+                raise TransportError("the request was stopped")
+            if deadline is not None and time.monotonic() >= deadline:
+                assert seconds is not None
+                raise ConnectTimeoutError(
+                    limit, seconds, "connecting", f"{says} {seconds:g} s (FakeTransport)"
+                )
+
+
 class FakeTransport:
     """A transport for tests: answers each request with the next scripted response.
 
@@ -131,6 +185,9 @@ class FakeTransport:
             self._queue.extend(responses)
 
     def send(self, request: Request, timeouts: Timeouts) -> _OpenFakeResponse:
+        """Record ``request`` and play the next response's ``connecting`` and ``waiting``
+        steps (telling ``request.watch``, as the contract in :mod:`mcpconnect.transports`
+        asks); return it once its headers are "in"."""
         with self._lock:
             self.requests.append(request)
             self.timeouts.append(timeouts)
@@ -142,7 +199,10 @@ class FakeTransport:
                 raise TransportError(
                     f"FakeTransport has no response left for {request.method} {request.url}"
                 )
-            response = _OpenFakeResponse(script)
+        if script.connecting or script.waiting:
+            _play_head(script, request, timeouts)
+        response = _OpenFakeResponse(script)
+        with self._lock:
             self.responses_sent.append(response)
         return response
 

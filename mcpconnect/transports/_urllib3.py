@@ -7,11 +7,17 @@ request is sent with ``preload_content=False``, no retries and no redirects; the
 with ``read1()``, which returns what one socket read got, so each chunk reaches the caller as
 soon as it arrives (``stream()`` would wait for a full buffer).
 
-Two things let another thread stop a connect at any moment (see :mod:`mcpconnect._watchdog`):
+Two things let another thread stop a connect at any moment (the contract in
+:mod:`mcpconnect.transports`):
 
-- while :meth:`Urllib3Transport.send` waits for the connection and the response headers, the
-  connect's watch is attached to an :class:`_InFlight`, which the transport's connection
-  classes tell about the connection they are using; closing it shuts that socket down;
+- while :meth:`Urllib3Transport.send` opens the connection and waits for the headers, an
+  :class:`_InFlight` is the connect's stopper (``request.watch.on_stop``). The send hands it
+  to its connection pool as an extra keyword of ``urlopen``, which urllib3 passes on to the
+  pool's ``_make_request(conn, ...)``; our pool class binds it to the connection there, and
+  our connection class opens its socket itself (``_new_conn``) so that the in-flight object
+  holds a duplicate of the socket's descriptor from before the TCP connect. Shutting that
+  duplicate down ends a TCP connect, a TLS handshake (after which urllib3 has replaced the
+  socket object) or a wait for the headers, whichever is under way;
 - once there is a response, :meth:`_Urllib3Response.close` shuts the socket down under a
   blocked ``read1()`` (``HTTPResponse.shutdown()``), and the reading thread then closes it.
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import sys
 import threading
 import urllib.parse
 import urllib.request
@@ -31,12 +38,17 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError as _Urllib3ConnectTimeout
-from urllib3.exceptions import HTTPError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import (
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
+from urllib3.util.connection import allowed_gai_family
 
 from .._timeouts import Timeouts
-from .._watchdog import Watch, take_pending
 from ..errors import ConfigError, ConnectTimeoutError, McpConnectError, TransportError
-from ._base import Request, where, without_userinfo
+from ._base import Request, SendWatch, where, without_userinfo
 
 __all__ = ["Urllib3Transport"]
 
@@ -45,91 +57,115 @@ _READ_SIZE = 256 * 1024
 
 # --- the send in flight ---------------------------------------------------------------------
 
-_local = threading.local()  # .flight: the _InFlight of the send running on this thread
-
 
 class _Broken(OSError):
-    """The watchdog broke the send before its socket existed."""
+    """The send was stopped before its socket existed."""
 
 
 class _InFlight:
-    """The connection one :meth:`Urllib3Transport.send` is using, so that the watchdog can
-    break it from its own thread while the send waits for the connection or the headers.
+    """One :meth:`Urllib3Transport.send` while it connects and waits for the headers, so that
+    another thread can break it (:meth:`close`, the connect's stopper).
 
-    ``close()`` is the watchdog's side: it shuts the connection's socket down, or, while the
-    socket does not exist yet (a TCP connect in progress), marks the send broken, so that the
-    connection is dropped as soon as it is made. Once the send returns, ``close()`` does
-    nothing: the response is the watchdog's target from then on.
+    It also remembers the phase, so that a socket timeout while connecting (TCP or TLS) is
+    reported as the ``connect`` limit and one while waiting for the headers as ``read``.
     """
 
-    def __init__(self, watch: Watch | None) -> None:
+    def __init__(self, watch: SendWatch | None) -> None:
         self.watch = watch
+        self.connecting = False
         self._lock = threading.Lock()
         self._conn: HTTPConnection | None = None
+        self._breaker: socket.socket | None = None  # a dup() of the socket being opened
         self._broken = False
         self._done = False
 
     def use(self, conn: HTTPConnection) -> None:
-        """The send is using ``conn`` (connect thread). Raises if it was broken."""
+        """The send is using ``conn`` (a pooled one perhaps). Raises if it was broken."""
         with self._lock:
             self._conn = conn
-            broken = self._broken
-        if broken:
-            raise _Broken("the connect was stopped")
+            if self._broken:
+                raise _Broken("the connect was stopped")
 
-    def connecting(self, connecting: bool) -> None:
-        """The connection is being opened: the ``connect`` limit applies, not ``read``."""
+    def opening(self, sock: socket.socket) -> None:
+        """``sock`` is being connected: keep a duplicate of it to shut down. Raises (and
+        closes ``sock``) if the send was broken."""
+        with self._lock:
+            if not self._broken:
+                self._close_breaker()
+                self._breaker = sock.dup()
+                return
+        sock.close()
+        raise _Broken("the connect was stopped")
+
+    def start_connecting(self) -> None:
+        self.connecting = True
         if self.watch is not None:
-            self.watch.connecting = connecting
-            if not connecting:
-                self.watch.activity()
+            self.watch.connecting()
 
     def sent(self) -> None:
-        """The request is out: the wait for the headers counts as the server's silence."""
+        self.connecting = False
         if self.watch is not None:
-            self.watch.activity()
+            self.watch.sent()
 
     def finish(self) -> None:
         with self._lock:
             self._done = True
             self._conn = None
+            self._close_breaker()
 
     def close(self) -> None:
-        """Break the send (watchdog thread)."""
+        """Break the send (another thread). Does nothing once the send has returned."""
         with self._lock:
             if self._done:
                 return
             self._broken = True
-            conn = self._conn
-        sock = getattr(conn, "sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError, ValueError):
-                sock.shutdown(socket.SHUT_RDWR)
+            # Under the lock: finish() must not close the duplicate while we shut it down.
+            for sock in (self._breaker, getattr(self._conn, "sock", None)):
+                if sock is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        sock.shutdown(socket.SHUT_RDWR)
 
-
-def _flight() -> _InFlight | None:
-    flight: _InFlight | None = getattr(_local, "flight", None)
-    return flight
+    def _close_breaker(self) -> None:
+        if self._breaker is not None:
+            self._breaker.close()
+            self._breaker = None
 
 
 class _TrackedHTTPConnection(HTTPConnection):
-    """Tells the send in flight on this thread which connection it uses."""
+    """Opens its socket itself, telling the send in flight (``self.flight``) about it."""
+
+    flight: _InFlight | None = None
+
+    def _new_conn(self) -> socket.socket:
+        flight = self.flight
+        if flight is None:
+            return super()._new_conn()
+        try:
+            sock = _open_socket(
+                (self._dns_host, self.port), self.timeout, self.source_address,
+                self.socket_options, flight,
+            )
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except TimeoutError as exc:
+            raise _Urllib3ConnectTimeout(
+                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+            ) from exc
+        except OSError as exc:
+            raise NewConnectionError(
+                self, f"Failed to establish a new connection: {exc}"
+            ) from exc
+        sys.audit("http.client.connect", self, self.host, self.port)
+        return sock
 
     def connect(self) -> None:
-        flight = _flight()
-        if flight is None:
-            super().connect()
-            return
-        flight.use(self)
-        flight.connecting(True)
-        try:
-            super().connect()
-        finally:
-            flight.connecting(False)
-        flight.use(self)  # broken during the TCP connect, when there was no socket to shut
+        flight = self.flight
+        if flight is not None:
+            flight.start_connecting()
+        super().connect()
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        flight = _flight()
+        flight = self.flight
         if flight is not None:
             flight.use(self)
         super().request(*args, **kwargs)
@@ -137,15 +173,60 @@ class _TrackedHTTPConnection(HTTPConnection):
             flight.sent()
 
 
+def _open_socket(
+    address: tuple[str, int],
+    timeout: float | None,
+    source_address: tuple[str, int] | None,
+    options: Any,
+    flight: _InFlight,
+) -> socket.socket:
+    """``urllib3.util.connection.create_connection``, telling ``flight`` of each socket
+    before it connects."""
+    host, port = address
+    host = host.strip("[]")
+    error: OSError | None = None
+    family = allowed_gai_family()
+    for af, socktype, proto, _, sa in socket.getaddrinfo(host, port, family, socket.SOCK_STREAM):
+        sock = socket.socket(af, socktype, proto)
+        try:
+            for option in options or ():
+                sock.setsockopt(*option)
+            sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            flight.opening(sock)
+            sock.connect(sa)
+            return sock
+        except _Broken:
+            raise
+        except OSError as exc:
+            error = exc
+            sock.close()
+    raise error or OSError("getaddrinfo returned no address")
+
+
+class _TrackedPool:
+    """Mixed into our pools: ``urlopen(..., flight=...)`` reaches ``_make_request`` with the
+    connection it uses, which is where the flight is bound to the connection."""
+
+    def _make_request(self, conn: Any, *args: Any, flight: _InFlight | None = None,
+                      **kwargs: Any) -> Any:
+        conn.flight = flight
+        try:
+            return super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
+        finally:
+            conn.flight = None
+
+
 class _TrackedHTTPSConnection(_TrackedHTTPConnection, HTTPSConnection):
     pass
 
 
-class _TrackedHTTPConnectionPool(HTTPConnectionPool):
+class _TrackedHTTPConnectionPool(_TrackedPool, HTTPConnectionPool):
     ConnectionCls = _TrackedHTTPConnection
 
 
-class _TrackedHTTPSConnectionPool(HTTPSConnectionPool):
+class _TrackedHTTPSConnectionPool(_TrackedPool, HTTPSConnectionPool):
     ConnectionCls = _TrackedHTTPSConnection
 
 
@@ -325,13 +406,11 @@ class Urllib3Transport:
         return proxies.get(parts.scheme)
 
     def send(self, request: Request, timeouts: Timeouts) -> _Urllib3Response:
-        """Send ``request``; return once the status line and headers are in."""
-        watch = take_pending()
-        flight = _InFlight(watch)
-        if watch is not None:
-            watch.attach(flight)
-        _local.flight = flight
-        sent = False
+        """Send ``request``; return once the status line and headers are in. Raises as the
+        contract in :mod:`mcpconnect.transports` says."""
+        flight = _InFlight(request.watch)
+        if request.watch is not None:
+            request.watch.on_stop(flight.close)
         try:
             response = self._manager_for(request.url).request(
                 request.method,
@@ -342,15 +421,12 @@ class Urllib3Transport:
                 redirect=False,
                 retries=False,
                 timeout=urllib3.Timeout(connect=timeouts.connect, read=timeouts.read),
+                flight=flight,  # to our pool's _make_request (see the module docstring)
             )
-            sent = True
         except (HTTPError, OSError) as exc:
-            raise _send_error(exc, request.url, timeouts, watch) from exc
+            raise _send_error(exc, request.url, timeouts, flight.connecting) from exc
         finally:
-            _local.flight = None
             flight.finish()
-            if not sent and watch is not None:
-                watch.detach()  # the connect never gets a response to watch
         # The watchdog enforces the read and authorization limits (it closes the response);
         # the socket only needs a backstop that outlasts them both.
         sock = getattr(response.connection, "sock", None)
@@ -396,24 +472,24 @@ def _backstop(timeouts: Timeouts) -> float | None:
 
 
 def _send_error(
-    exc: BaseException, url: str, timeouts: Timeouts, watch: Watch | None
+    exc: BaseException, url: str, timeouts: Timeouts, connecting: bool
 ) -> McpConnectError:
-    """What a failed send raises: the watch's reason when the watchdog broke it (or a limit
-    ran out meanwhile), else the failure, naming the URL without credentials."""
+    """What a failed send raises, naming the URL without credentials. A timeout while the
+    connection was being opened (TCP or TLS) is the ``connect`` limit's, whatever urllib3
+    calls it."""
     place = where(url)
-    if watch is not None:
-        stopped = watch.reason or watch.check()
-        if stopped is not None:
-            return stopped
+    connect_limit = ConnectTimeoutError(
+        "connect", timeouts.connect or 0.0, "connecting",
+        f"could not connect to {place} within {timeouts.connect or 0.0:g} s",
+    )
     if isinstance(exc, NewConnectionError):  # also a urllib3 ConnectTimeoutError
         cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
         return TransportError(f"cannot reach {place}: {_describe(cause)}")
     if isinstance(exc, _Urllib3ConnectTimeout):
-        return ConnectTimeoutError(
-            "connect", timeouts.connect or 0.0, "connecting",
-            f"could not connect to {place} within {timeouts.connect or 0.0:g} s",
-        )
-    if isinstance(exc, ReadTimeoutError):
+        return connect_limit
+    if isinstance(exc, (ReadTimeoutError, TimeoutError)):
+        if connecting:
+            return connect_limit
         return ConnectTimeoutError(
             "read", timeouts.read or 0.0, "connecting",
             f"no response from {place} within {timeouts.read or 0.0:g} s",
