@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Generator, Iterator, Mapping
 from types import TracebackType
@@ -40,6 +41,7 @@ log = logging.getLogger("mcpconnect")
 CONNECT_PATH = "/v1/tools/mcp/servers/connect"
 CONNECT_SERVER_PATH = "/v1/mcp-servers/connect/"
 MAX_ERROR_BODY = 64 * 1024
+ERROR_BODY_SECONDS = 5.0
 
 OnEvent = Callable[[McpOauthEvent], object]
 ConfigLike = McpConnectConfig | Mapping[str, Any]
@@ -311,6 +313,9 @@ def _run(
         flow = ConnectFlow()
         try:
             _check_response(response)
+        except ConnectionFailedError:
+            raise  # the status is in: it stays the error, whatever happened to the body
+        try:
             decoder = SSEDecoder(bare_json_lines=True)
             for chunk in response.iter_chunks():
                 watch.activity()
@@ -348,19 +353,31 @@ def _send_timeouts(timeouts: Timeouts) -> Timeouts:
     )
 
 
-def _read_bounded(response: Response, limit: int) -> bytes:
+def _error_body(response: Response) -> str:
+    """The start of an error body: at most ``MAX_ERROR_BODY`` bytes, read for at most
+    ``ERROR_BODY_SECONDS`` (a body that stalls ends at the read limit). What arrived is kept
+    when the body breaks off, stalls or is cut short: the status is the error, not that."""
     body = bytearray()
-    for chunk in response.iter_chunks():
-        body += chunk
-        if len(body) >= limit:
-            break
-    return bytes(body[:limit])
+    deadline = time.monotonic() + ERROR_BODY_SECONDS
+    try:
+        for chunk in response.iter_chunks():
+            body += chunk
+            if len(body) >= MAX_ERROR_BODY or time.monotonic() >= deadline:
+                break
+    except (McpConnectError, OSError) as exc:
+        log.debug("the error body broke off after %d bytes: %s", len(body), type(exc).__name__)
+    return bytes(body[:MAX_ERROR_BODY]).decode("utf-8", "replace")
+
+
+def _media_type(content_type: str) -> str:
+    """``text/event-stream`` from ``Text/Event-Stream; charset=utf-8``."""
+    return content_type.partition(";")[0].strip().lower()
 
 
 def _check_response(response: Response) -> None:
     status = response.status
     if not 200 <= status < 300:
-        body = _read_bounded(response, MAX_ERROR_BODY).decode("utf-8", "replace")
+        body = _error_body(response)
         location = header(response.headers, "location")
         if 300 <= status < 400 and location:
             raise ConnectionFailedError(
@@ -369,8 +386,15 @@ def _check_response(response: Response) -> None:
                 "redirects are not followed, so that the API key stays with the server",
             )
         raise ConnectionFailedError(status, body)
+    encoding = header(response.headers, "content-encoding")
+    if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+        # Decoding a compressed body would take memory the limits do not see (a zip bomb).
+        raise ProtocolError(
+            f"the server sent a body with Content-Encoding {encoding!r}; only an "
+            "uncompressed event stream is read (the request says Accept-Encoding: identity)"
+        )
     content_type = header(response.headers, "content-type")
-    if content_type is not None and "text/event-stream" not in content_type.lower():
+    if content_type is not None and _media_type(content_type) != "text/event-stream":
         # One read only: the point is not to wait on a body that is not a stream.
         first = next(iter(response.iter_chunks()), b"")
         preview = first[:200].decode("utf-8", "replace")

@@ -239,6 +239,57 @@ def test_missing_content_type_is_read_as_a_stream() -> None:
     assert outcome == TOOLS
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/event-stream", "TEXT/Event-Stream", " text/event-stream ; charset=utf-8",
+     "text/event-stream;charset=latin-1;x=y"],
+)
+def test_the_media_type_is_parsed_and_parameters_ignored(content_type: str) -> None:
+    outcome, _, _ = run(FakeResponse(200, {"Content-Type": content_type}, [body(CA, OK)]))
+    assert outcome == TOOLS
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/html; x=text/event-stream", "text/html;text/event-stream", "text/event-stream2",
+     "application/text/event-stream", "", "multipart/mixed, text/event-stream"],
+)
+def test_a_media_type_that_only_contains_event_stream_is_refused(content_type: str) -> None:
+    outcome, _, _ = run(FakeResponse(200, {"Content-Type": content_type}, [body(CA, OK)]))
+    assert type(outcome) is ProtocolError
+    assert str(outcome).startswith(f"expected an event stream, got {content_type!r}")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate", "Identity2"])
+def test_a_content_encoding_other_than_identity_is_refused(encoding: str) -> None:
+    outcome, _, transport = run(FakeResponse(200, {**ES, "Content-Encoding": encoding},
+                                             [body(CA, OK)]))
+    assert type(outcome) is ProtocolError
+    assert str(outcome) == (
+        f"the server sent a body with Content-Encoding {encoding!r}; only an uncompressed "
+        "event stream is read (the request says Accept-Encoding: identity)"
+    )
+    assert transport.responses_sent[0].closed
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [[b'{"detail": "Unauth', ConnectionResetError("reset")],
+     [b'{"detail": "Unauth', TransportError("the connection broke")]],
+)
+def test_a_non_2xx_status_stays_the_error_when_its_body_breaks(chunks: list[Any]) -> None:
+    outcome, _, _ = run(FakeResponse(401, {"content-type": "application/json"}, chunks))
+    assert type(outcome) is ConnectionFailedError
+    assert (outcome.status, outcome.body) == (401, '{"detail": "Unauth')
+
+
+def test_a_non_2xx_status_stays_the_error_when_the_read_limit_runs_out() -> None:
+    outcome, _, _ = run(FakeResponse(503, {}, [b"busy", Hang()]),
+                        timeout=Timeouts(read=0.1, total=30))
+    assert type(outcome) is ConnectionFailedError
+    assert (outcome.status, outcome.body) == (503, "busy")
+
+
 def test_end_of_body_before_the_end_names_the_state() -> None:
     outcome, events, _ = run(FakeResponse(chunks=[body(CA, {"event": "oauth_required"})]))
     assert type(outcome) is StreamEndedError

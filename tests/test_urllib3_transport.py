@@ -616,3 +616,126 @@ def test_timeouts_are_passed_per_call(scripted_server: ScriptedServer) -> None:
     scripted_server.script = sse_script(SUCCESS)
     with client_for(scripted_server, timeout=Timeouts(read=0.001)) as client:
         assert client.connect(CONFIG, timeout=Timeouts(read=30))[0].name == "echo"
+
+
+# --------------------------------------------------------------------------------------------
+# Error bodies that trickle or break; compressed bodies
+# --------------------------------------------------------------------------------------------
+
+UNAUTHORIZED = b'{"detail":"Unauthorized"}'
+
+
+def _head_401(length: int) -> Status:
+    return Status(401, headers=[("content-type", "application/json"),
+                                ("Content-Length", str(length))], defaults=False)
+
+
+def test_a_401_whose_body_trickles_in_keeps_its_status(scripted_server: ScriptedServer) -> None:
+    # One byte every 20 ms: never silent for the read limit's 0.3 s, never done either.
+    trickle: list[Step] = []
+    for byte in UNAUTHORIZED:
+        trickle += [Raw(bytes([byte])), Pause(0.02)]
+    scripted_server.script = [_head_401(10_000), *trickle, HoldOpen()]
+    with client_for(scripted_server, timeout=Timeouts(read=0.3, total=30)) as client, \
+            pytest.raises(ConnectionFailedError) as info:
+        client.connect(CONFIG)
+    assert info.value.status == 401
+    assert UNAUTHORIZED.decode().startswith(info.value.body)
+    assert info.value.body.startswith('{"')
+
+
+def test_an_error_body_is_read_for_a_bounded_time(
+    scripted_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mcpconnect.client.ERROR_BODY_SECONDS", 0.2)
+    trickle: list[Step] = [step for _ in range(2000) for step in (Raw(b"x"), Pause(0.01))]
+    scripted_server.script = [_head_401(100_000), *trickle]
+    with client_for(scripted_server, timeout=Timeouts(read=60, total=60)) as client, \
+            pytest.raises(ConnectionFailedError) as info:
+        client.connect(CONFIG)
+    assert info.value.status == 401
+    assert set(info.value.body) == {"x"}
+    assert len(info.value.body) < 2000  # it did not wait for the whole body
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
+def test_a_401_whose_body_is_cut_short_keeps_its_status(
+    scripted_server: ScriptedServer, reset: bool
+) -> None:
+    scripted_server.script = [_head_401(100), Raw(UNAUTHORIZED[:12]), Close(reset=reset)]
+    with client_for(scripted_server) as client, pytest.raises(ConnectionFailedError) as info:
+        client.connect(CONFIG)
+    assert info.value.status == 401
+    assert UNAUTHORIZED.decode().startswith(info.value.body)
+    if not reset:
+        assert info.value.body == UNAUTHORIZED[:12].decode()
+
+
+def test_a_stalled_error_body_ends_at_the_read_limit_with_its_status(
+    scripted_server: ScriptedServer,
+) -> None:
+    scripted_server.script = [_head_401(100), Raw(UNAUTHORIZED[:5]), HoldOpen()]
+    with client_for(scripted_server, timeout=Timeouts(read=0.2, total=30)) as client, \
+            pytest.raises(ConnectionFailedError) as info:
+        client.connect(CONFIG)
+    assert (info.value.status, info.value.body) == (401, UNAUTHORIZED[:5].decode())
+
+
+def _gzip_sse(*events: Any) -> bytes:
+    import gzip
+    import json
+
+    return gzip.compress(b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events))
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "GZIP", "deflate, gzip", "br", "x-unknown"])
+def test_a_compressed_body_is_refused(scripted_server: ScriptedServer, encoding: str) -> None:
+    scripted_server.script = [
+        Status(200, headers=[("Content-Encoding", encoding)]),
+        Chunk(_gzip_sse(CONNECTION_ATTEMPT, SUCCESS)), End(),
+    ]
+    with client_for(scripted_server) as client, pytest.raises(mcpconnect.ProtocolError) as info:
+        client.connect(CONFIG)
+    assert f"Content-Encoding {encoding!r}" in str(info.value)
+    (request,) = scripted_server.requests
+    assert request.header("accept-encoding") == "identity"
+
+
+def test_identity_encoding_is_read(scripted_server: ScriptedServer) -> None:
+    scripted_server.script = [
+        Status(200, headers=[("Content-Encoding", "identity")]), sse_chunk(SUCCESS), End(),
+    ]
+    with client_for(scripted_server) as client:
+        assert [t.name for t in client.connect(CONFIG)] == ["echo"]
+
+
+def test_the_transport_never_inflates_a_body(scripted_server: ScriptedServer) -> None:
+    from mcpconnect.transports import Request
+
+    compressed = _gzip_sse(SUCCESS)
+    scripted_server.script = [
+        Status(200, headers=[("Content-Encoding", "gzip")]), Chunk(compressed), End(),
+    ]
+    transport = Urllib3Transport()
+    try:
+        response = transport.send(Request("GET", scripted_server.url + "/x"), Timeouts())
+        try:
+            assert b"".join(response.iter_chunks()) == compressed
+        finally:
+            response.close()
+    finally:
+        transport.close()
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/html; x=text/event-stream", "text/event-streams", "application/json"]
+)
+def test_the_media_type_must_be_an_event_stream(
+    scripted_server: ScriptedServer, content_type: str
+) -> None:
+    scripted_server.script = [
+        Status(200, headers=[("content-type", content_type)]), sse_chunk(SUCCESS), End(),
+    ]
+    with client_for(scripted_server) as client, pytest.raises(mcpconnect.ProtocolError) as info:
+        client.connect(CONFIG)
+    assert str(info.value).startswith(f"expected an event stream, got {content_type!r}")

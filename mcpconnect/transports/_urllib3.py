@@ -418,6 +418,7 @@ class Urllib3Transport:
                 body=request.body,
                 headers=dict(request.headers),
                 preload_content=False,
+                decode_content=False,  # never inflate a compressed body: the client refuses it
                 redirect=False,
                 retries=False,
                 timeout=urllib3.Timeout(connect=timeouts.connect, read=timeouts.read),
