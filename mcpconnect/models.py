@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import enum
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
 from cattrs.errors import (
     AttributeValidationNote,
-    ClassValidationError,
     IterableValidationError,
     IterableValidationNote,
 )
@@ -233,160 +232,134 @@ class McpOauthEvent:
     extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
 
 
-# --- the private converter --------------------------------------------------------------
-
-_converter = cattrs.Converter(detailed_validation=True)
-
-
-def _structure_str(value: Any, _: type) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _structure_object(value: Any, _: type) -> JsonObject:
-    # Schemas stay the JSON the server sent: checked to be an object, never walked.
-    if not isinstance(value, dict):
-        raise TypeError(f"expected an object, got {type(value).__name__}")
-    return value
-
-
-def _structure_event_type(value: Any, _: type) -> OauthStreamEvent | str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    try:
-        return OauthStreamEvent(value)
-    except ValueError:
-        return value
-
-
-_converter.register_structure_hook(str, _structure_str)
-_converter.register_structure_hook_func(lambda t: t == JsonObject, _structure_object)
-_converter.register_structure_hook_func(
-    lambda t: t == (OauthStreamEvent | str), _structure_event_type
-)
-
-
+# --- the private converters -------------------------------------------------------------
+#
+# The attrs classes above are the wire schema; cattrs structures from them. Every rule a field
+# has is one hook, keyed by the field's type (plus one for a tool's name, which must not be
+# empty). The same hooks make two converters: a fast one without detailed validation, for
+# every event of a well-formed stream, and a detailed one, run only when the fast one fails, to
+# say which field did not fit (``invalid type (...) @ $.tools[3].name``).
 
 _TOOL_WIRE_NAMES = {"input_schema": "inputSchema", "output_schema": "outputSchema"}
 
 
-def _with_extra(cls: type[Any], **renames: str) -> Any:
-    """A structure hook for ``cls`` that renames fields and keeps unknown keys in ``extra``."""
-    overrides: dict[str, Any] = {name: override(rename=wire) for name, wire in renames.items()}
-    overrides["extra"] = override(omit=True)
-    base = make_dict_structure_fn(cls, _converter, **overrides)
-    known = frozenset(renames.get(a.name, a.name) for a in attrs.fields(cls) if a.name != "extra")
+def _structure_name(value: Any, _: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    if not value:
+        raise ValueError("expected a non-empty string")
+    return value
 
-    def structure(value: Any, _: type) -> Any:
+
+def _structure_optional_str(value: Any, _: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"expected a string or null, got {type(value).__name__}")
+    return value
+
+
+def _structure_optional_object(value: Any, _: Any) -> JsonObject | None:
+    # Schemas stay the JSON the server sent: checked to be an object, never walked.
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"expected an object or null, got {type(value).__name__}")
+    return value
+
+
+def _structure_event_type(value: Any, _: Any) -> OauthStreamEvent | str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return _EVENT_TYPES.get(value, value)
+
+
+_EVENT_TYPES: dict[str, OauthStreamEvent] = {e.value: e for e in OauthStreamEvent}
+
+
+def _make_converter(detailed: bool) -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=detailed)
+    converter.register_structure_hook_func(_is(str | None), _structure_optional_str)
+    converter.register_structure_hook_func(_is(JsonObject | None), _structure_optional_object)
+    converter.register_structure_hook_func(_is(OauthStreamEvent | str), _structure_event_type)
+    tool = _with_extra(
+        converter, McpTool, name=override(struct_hook=_structure_name),
+        **{name: override(rename=wire) for name, wire in _TOOL_WIRE_NAMES.items()},
+    )
+    converter.register_structure_hook(McpTool, tool)
+    converter.register_structure_hook_func(_is(list[McpTool] | None), _tools_hook(tool, detailed))
+    converter.register_structure_hook(McpOauthEvent, _with_extra(converter, McpOauthEvent))
+    return converter
+
+
+def _is(type_: Any) -> Callable[[Any], bool]:
+    return lambda t: bool(t == type_)
+
+
+def _with_extra(converter: cattrs.Converter, cls: type[Any], **overrides: Any) -> Any:
+    """A structure hook for ``cls`` (per ``overrides``) that keeps unknown keys in ``extra``."""
+    base = make_dict_structure_fn(cls, converter, extra=override(omit=True), **overrides)
+    known = frozenset(
+        overrides[a.name].rename or a.name if a.name in overrides else a.name
+        for a in attrs.fields(cls)
+        if a.name != "extra"
+    )
+
+    def structure(value: Any, _: Any) -> Any:
         if not isinstance(value, dict):
             raise TypeError(f"expected an object, got {type(value).__name__}")
         obj = base(value, cls)
-        if len(value) > len(known) or not known.issuperset(value):
-            unknown = {k: v for k, v in value.items() if k not in known}
-            if unknown:
-                obj = attrs.evolve(obj, extra=unknown)
+        if not known.issuperset(value):
+            obj = attrs.evolve(obj, extra={k: v for k, v in value.items() if k not in known})
         return obj
 
     return structure
 
 
-# Tools are most of a success event's bytes (thousands of them), so they get hand-written
-# hooks: one pass of plain checks per tool, and only when one fails, a second pass that
-# builds the same cattrs exceptions (with wire names: ``$.tools[3].inputSchema``).
+def _tools_hook(tool: Any, detailed: bool) -> Any:
+    """The hook for ``tools``: null or a list (cattrs would take any iterable, a dict too)."""
 
-_TOOL_KEYS = frozenset(_TOOL_WIRE_NAMES.get(a.name, a.name) for a in attrs.fields(McpTool)) - {
-    "extra"
-}
+    def structure(value: Any, _: Any) -> list[McpTool] | None:
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        if not detailed:
+            return [tool(item, McpTool) for item in value]
+        errors: list[Exception] = []
+        for index, item in enumerate(value):
+            try:
+                tool(item, McpTool)
+            except Exception as exc:
+                note = IterableValidationNote(f"Structuring tools @ index {index}", index, McpTool)
+                setattr(exc, "__notes__", [*getattr(exc, "__notes__", ()), note])  # noqa: B010
+                errors.append(exc)
+        if errors:
+            raise IterableValidationError("While structuring tools", errors, list[McpTool])
+        return [tool(item, McpTool) for item in value]
 
-
-def _tool_errors(value: JsonObject) -> list[Exception]:
-    errors: list[Exception] = []
-
-    def fail(exc: Exception, wire: str) -> None:
-        note = AttributeValidationNote(f"Structuring McpTool @ {wire}", wire, None)
-        setattr(exc, "__notes__", [note])  # noqa: B010 (no add_note() before 3.11)
-        errors.append(exc)
-
-    if "name" not in value:
-        fail(KeyError("name"), "name")
-    elif not isinstance(value["name"], str):
-        fail(TypeError(f"expected a string, got {type(value['name']).__name__}"), "name")
-    for wire in ("title", "description"):
-        v = value.get(wire)
-        if v is not None and not isinstance(v, str):
-            fail(TypeError(f"expected a string or null, got {type(v).__name__}"), wire)
-    for wire in ("inputSchema", "outputSchema", "annotations", "meta"):
-        v = value.get(wire)
-        if v is not None and not isinstance(v, dict):
-            fail(TypeError(f"expected an object or null, got {type(v).__name__}"), wire)
-    return errors
+    return structure
 
 
-def _structure_tool(value: Any, _: type = McpTool) -> McpTool:
-    if not isinstance(value, dict):
-        raise TypeError(f"expected an object, got {type(value).__name__}")
-    get = value.get
-    name = get("name")
-    title = get("title")
-    description = get("description")
-    input_schema = get("inputSchema")
-    output_schema = get("outputSchema")
-    annotations = get("annotations")
-    meta = get("meta")
-    if not (
-        isinstance(name, str)
-        and (title is None or isinstance(title, str))
-        and (description is None or isinstance(description, str))
-        and (input_schema is None or isinstance(input_schema, dict))
-        and (output_schema is None or isinstance(output_schema, dict))
-        and (annotations is None or isinstance(annotations, dict))
-        and (meta is None or isinstance(meta, dict))
-    ):
-        raise ClassValidationError("While structuring McpTool", _tool_errors(value), McpTool)
-    extra: Mapping[str, Any] = NO_EXTRA
-    if not _TOOL_KEYS.issuperset(value):
-        extra = {k: v for k, v in value.items() if k not in _TOOL_KEYS}
-    return McpTool(
-        name=name,
-        title=title,
-        description=description,
-        input_schema=input_schema,
-        output_schema=output_schema,
-        annotations=annotations,
-        meta=meta,
-        extra=extra,
-    )
-
-
-def _structure_tools(value: Any, _: Any) -> list[McpTool]:
-    if not isinstance(value, list):  # cattrs would take any iterable, a dict's keys too
-        raise TypeError(f"expected a list, got {type(value).__name__}")
-    try:
-        return [_structure_tool(item) for item in value]
-    except (TypeError, ClassValidationError):
-        pass
-    errors: list[Exception] = []
-    for index, item in enumerate(value):
-        try:
-            _structure_tool(item)
-        except (TypeError, ClassValidationError) as exc:
-            note = IterableValidationNote(f"Structuring tools @ index {index}", index, None)
-            setattr(exc, "__notes__", [*getattr(exc, "__notes__", ()), note])  # noqa: B010
-            errors.append(exc)
-    raise IterableValidationError("While structuring list[McpTool]", errors, list[McpTool])
-
-
-_converter.register_structure_hook(McpTool, _structure_tool)
-_converter.register_structure_hook_func(lambda t: t == list[McpTool], _structure_tools)
-_converter.register_structure_hook(McpOauthEvent, _with_extra(McpOauthEvent))
+_fast = _make_converter(detailed=False)
+_detailed = _make_converter(detailed=True)
 
 
 def _format_error(exc: BaseException, type_: Any) -> str:
-    # Our hooks' TypeErrors say what they expected and what came: keep their words.
-    if isinstance(exc, TypeError) and str(exc).startswith("expected "):
-        return f"invalid type ({exc})"
+    # Our hooks' errors say what they expected and what came: keep their words.
+    if isinstance(exc, (TypeError, ValueError)) and str(exc).startswith("expected "):
+        return f"invalid {'type' if isinstance(exc, TypeError) else 'value'} ({exc})"
     return format_exception(exc, type_)
+
+
+def _wire_names(exc: BaseException) -> None:
+    """Name a tool's fields in errors as the wire does (``inputSchema``), in place."""
+    notes = getattr(exc, "__notes__", None)
+    if notes:
+        exc.__notes__ = [  # type: ignore[attr-defined]  # (no __notes__ in 3.10's stubs)
+            AttributeValidationNote(note, _TOOL_WIRE_NAMES[note.name], note.type)
+            if isinstance(note, AttributeValidationNote) and note.name in _TOOL_WIRE_NAMES
+            else note
+            for note in notes
+        ]
+    for inner in getattr(exc, "exceptions", ()):
+        _wire_names(inner)
 
 
 def _unstructure_tool(tool: McpTool) -> JsonObject:
@@ -398,54 +371,22 @@ def _unstructure_tool(tool: McpTool) -> JsonObject:
     return out
 
 
-_EVENT_TYPES: dict[str, OauthStreamEvent] = {e.value: e for e in OauthStreamEvent}
-_EVENT_KEYS = frozenset(a.name for a in attrs.fields(McpOauthEvent)) - {"extra"}
-
-
 def structure_event(data: JsonObject) -> McpOauthEvent:
     """Turn one event's JSON object into an :class:`McpOauthEvent`.
 
     Raises :class:`~mcpconnect.ProtocolError` naming every field that does not fit,
     e.g. ``invalid type (expected a string, got int) @ $.tools[3].name``.
     """
-    # The fast path, for every event of a well-formed stream: plain checks of the same
-    # rules the converter applies. Anything that fails them goes to the converter, which
-    # rejects it with its detailed messages.
-    get = data.get
-    kind = get("event")
-    url = get("url")
-    session_id = get("session_id")
-    message = get("message")
-    server_name = get("server_name")
-    tools = get("tools")
-    if (
-        isinstance(kind, str)
-        and (url is None or isinstance(url, str))
-        and (session_id is None or isinstance(session_id, str))
-        and (message is None or isinstance(message, str))
-        and (server_name is None or isinstance(server_name, str))
-        and (tools is None or isinstance(tools, list))
-    ):
-        try:
-            tool_list = None if tools is None else _structure_tools(tools, None)
-        except (TypeError, IterableValidationError):
-            pass  # the converter explains
-        else:
-            extra: Mapping[str, Any] = NO_EXTRA
-            if not _EVENT_KEYS.issuperset(data):
-                extra = {k: v for k, v in data.items() if k not in _EVENT_KEYS}
-            return McpOauthEvent(
-                event=_EVENT_TYPES.get(kind, kind),
-                url=url,
-                session_id=session_id,
-                tools=tool_list,
-                message=message,
-                server_name=server_name,
-                extra=extra,
-            )
     try:
-        event: McpOauthEvent = _converter.structure(data, McpOauthEvent)
+        event: McpOauthEvent = _fast.structure(data, McpOauthEvent)
+    except Exception:
+        pass  # the detailed converter says why
+    else:
+        return event
+    try:
+        event = _detailed.structure(data, McpOauthEvent)
     except Exception as exc:
+        _wire_names(exc)
         try:
             lines = cattrs.transform_error(exc, path="$", format_exception=_format_error)
         except Exception:  # not a cattrs error: report what it says

@@ -6,6 +6,8 @@ import pickle
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mcpconnect import (
     ConfigError,
@@ -207,7 +209,8 @@ def test_tool_round_trip_through_structure() -> None:
         ),
         (
             {"event": "authorization_url", "url": 5},
-            "event does not fit the schema: invalid type (expected a string, got int) @ $.url",
+            "event does not fit the schema: invalid type (expected a string or null, got int)"
+            " @ $.url",
         ),
         (
             {"event": 7},
@@ -226,6 +229,90 @@ def test_fields_that_do_not_fit_are_a_protocol_error_naming_them(
     with pytest.raises(ProtocolError) as info:
         structure_event(data)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("name", ["", None])
+def test_a_tool_needs_a_name(name: Any) -> None:
+    with pytest.raises(ProtocolError) as info:
+        structure_event({"event": "success", "tools": [{"name": "a"}, {"name": name}]})
+    assert str(info.value) == (
+        "event does not fit the schema: invalid value (expected a non-empty string)"
+        " @ $.tools[1].name" if name == "" else
+        "event does not fit the schema: invalid type (expected a string, got NoneType)"
+        " @ $.tools[1].name"
+    )
+
+
+# An independent, literal reading of the schema in the README, to compare the converters with.
+EVENT_STR_KEYS = ("url", "session_id", "message", "server_name")
+TOOL_STR_KEYS = ("title", "description")
+TOOL_OBJECT_KEYS = {"inputSchema": "input_schema", "outputSchema": "output_schema",
+                    "annotations": "annotations", "meta": "meta"}
+
+
+def reference_tool(data: Any) -> McpTool | None:
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not data["name"]:
+        return None
+    fields: dict[str, Any] = {"name": data["name"]}
+    for key in TOOL_STR_KEYS:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return None
+        fields[key] = data.get(key)
+    for wire, attr in TOOL_OBJECT_KEYS.items():
+        if data.get(wire) is not None and not isinstance(data[wire], dict):
+            return None
+        fields[attr] = data.get(wire)
+    known = {"name", *TOOL_STR_KEYS, *TOOL_OBJECT_KEYS}
+    return McpTool(**fields, extra={k: v for k, v in data.items() if k not in known})
+
+
+def reference_event(data: dict[str, Any]) -> McpOauthEvent | None:
+    kind = data.get("event")
+    if not isinstance(kind, str):
+        return None
+    fields: dict[str, Any] = {}
+    for key in EVENT_STR_KEYS:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return None
+        fields[key] = data.get(key)
+    tools = data.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            return None
+        fields["tools"] = [reference_tool(t) for t in tools]
+        if None in fields["tools"]:
+            return None
+    known = {"event", "tools", *EVENT_STR_KEYS}
+    event_type = OauthStreamEvent(kind) if kind in {e.value for e in OauthStreamEvent} else kind
+    return McpOauthEvent(event=event_type, **fields,
+                         extra={k: v for k, v in data.items() if k not in known})
+
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.sampled_from(["", "x", "success"]))
+VALUES = st.one_of(SCALARS, st.just({}), st.just({"type": "object"}), st.just([]), st.just([1]))
+TOOLS = st.lists(
+    st.dictionaries(
+        st.sampled_from(["name", *TOOL_STR_KEYS, *TOOL_OBJECT_KEYS, "icons"]),
+        st.one_of(VALUES, st.sampled_from(["echo", "a b"])),
+    ) | VALUES,
+    max_size=4,
+)
+EVENTS = st.dictionaries(
+    st.sampled_from(["event", *EVENT_STR_KEYS, "tools", "pct"]),
+    st.one_of(VALUES, st.sampled_from([e.value for e in OauthStreamEvent]), TOOLS),
+)
+
+
+@given(EVENTS)
+def test_the_converters_agree_with_a_literal_reading_of_the_schema(data: dict[str, Any]) -> None:
+    expected = reference_event(data)
+    if expected is None:
+        with pytest.raises(ProtocolError) as info:
+            structure_event(data)
+        assert str(info.value).startswith("event does not fit the schema: ")
+        assert " @ $" in str(info.value)
+    else:
+        assert structure_event(data) == expected
 
 
 # --- the config -------------------------------------------------------------------------
