@@ -20,11 +20,13 @@ from .errors import (
     ConnectCancelledError,
     ConnectionFailedError,
     ConnectTimeoutError,
+    DuplicateServerNameError,
     McpConnectError,
     MissingApiKeyError,
     MissingAuthorizationUrlError,
     ProtocolError,
     ServerError,
+    ServerNotFoundError,
     StreamEndedError,
     TransportError,
 )
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from .client import Client, EventStream, connect, stream_events
     from .flow import ConnectFlow
     from .models import ConnectState, McpConnectConfig, McpOauthEvent, McpTool, OauthStreamEvent
+    from .servers import McpServer, add_server
 
 _LAZY = {
     "Timeouts": "._timeouts",
@@ -47,6 +50,8 @@ _LAZY = {
     "McpOauthEvent": ".models",
     "McpTool": ".models",
     "OauthStreamEvent": ".models",
+    "McpServer": ".servers",
+    "add_server": ".servers",
 }
 
 __all__ = [
@@ -57,20 +62,24 @@ __all__ = [
     "ConnectState",
     "ConnectTimeoutError",
     "ConnectionFailedError",
+    "DuplicateServerNameError",
     "EventStream",
     "McpConnectConfig",
     "McpConnectError",
     "McpOauthEvent",
+    "McpServer",
     "McpTool",
     "MissingApiKeyError",
     "MissingAuthorizationUrlError",
     "OauthStreamEvent",
     "ProtocolError",
     "ServerError",
+    "ServerNotFoundError",
     "StreamEndedError",
     "Timeouts",
     "TransportError",
     "__version__",
+    "add_server",
     "connect",
     "stream_events",
 ]

@@ -14,7 +14,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Generator, Iterator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -33,6 +33,9 @@ from .flow import ConnectFlow
 from .models import McpConnectConfig, McpOauthEvent, McpTool
 from .sse import SSEDecoder
 from .transports._base import Request, Response, Transport, header, where, without_userinfo
+
+if TYPE_CHECKING:
+    from .servers import McpServer
 
 __all__ = ["Client", "EventStream", "connect", "stream_events"]
 
@@ -280,6 +283,81 @@ class Client:
     ) -> EventStream:
         timeouts = Timeouts.coerce(timeout, self.timeouts)
         return EventStream(_run(self._transport, request, timeouts, cancel), on_close)
+
+    # --- registered servers: thin wrappers over mcpconnect.servers ------------------------
+
+    def add_server(
+        self,
+        config: ConfigLike,
+        *,
+        name: str | None = None,
+        on_event: OnEvent | None = None,
+        cancel: threading.Event | None = None,
+        timeout: TimeoutLike = None,
+    ) -> McpServer:
+        """Connect the MCP server ``config`` exactly as :meth:`connect` does (OAuth
+        included), then register it in Letta (``POST /v1/mcp-servers/``) with the config's
+        exact ``server_url``, by which Letta links the authorization it stored. Return the
+        created :class:`~mcpconnect.McpServer`, with the tools the connect returned.
+
+        ``name`` is the server's name (default: the config's ``server_name``; for a mapping
+        without one, :func:`~mcpconnect.servers.default_server_name` of the URL); it must
+        match :data:`~mcpconnect.servers.NAME_PATTERN`, else
+        :class:`~mcpconnect.ConfigError` before any request. An ``auth_header`` other than
+        ``Authorization: Bearer …`` is registered as a custom header, since Letta would turn
+        it into a bearer token. ``on_event`` and ``cancel`` work as in :meth:`connect`;
+        ``timeout``'s ``total`` covers both steps, the other limits each request.
+
+        Raises what :meth:`connect` raises, and for the registration
+        :class:`~mcpconnect.DuplicateServerNameError` (409),
+        :class:`~mcpconnect.ConnectionFailedError` (another status; 422 explained),
+        :class:`~mcpconnect.ProtocolError`, :class:`~mcpconnect.TransportError`,
+        :class:`~mcpconnect.ConnectTimeoutError`, :class:`~mcpconnect.ConnectCancelledError`;
+        after an OAuth authorization, their message says that Letta stored it.
+        """
+        from .servers import _add
+
+        return _add(self, config, name=name, on_event=on_event, cancel=cancel, timeout=timeout)
+
+    def list_servers(
+        self, *, cancel: threading.Event | None = None, timeout: TimeoutLike = None
+    ) -> list[McpServer]:
+        """Every MCP server registered in Letta (``GET /v1/mcp-servers/``; the whole
+        organization's, also other clients'), without tools. Raises
+        :class:`~mcpconnect.ConnectionFailedError`, :class:`~mcpconnect.ProtocolError`,
+        :class:`~mcpconnect.TransportError`, :class:`~mcpconnect.ConnectTimeoutError` or
+        :class:`~mcpconnect.ConnectCancelledError`."""
+        from .servers import _list
+
+        return _list(self, cancel=cancel, timeout=timeout)
+
+    def get_server(
+        self,
+        mcp_server_id: str,
+        *,
+        cancel: threading.Event | None = None,
+        timeout: TimeoutLike = None,
+    ) -> McpServer:
+        """The MCP server ``mcp_server_id`` (``GET /v1/mcp-servers/{id}``), without tools.
+        Raises :class:`~mcpconnect.ServerNotFoundError` for an unknown id, otherwise as
+        :meth:`list_servers`."""
+        from .servers import _get
+
+        return _get(self, mcp_server_id, cancel=cancel, timeout=timeout)
+
+    def delete_server(
+        self,
+        mcp_server_id: str,
+        *,
+        cancel: threading.Event | None = None,
+        timeout: TimeoutLike = None,
+    ) -> None:
+        """Delete the MCP server ``mcp_server_id`` (``DELETE /v1/mcp-servers/{id}``).
+        Raises :class:`~mcpconnect.ServerNotFoundError` for an unknown id (Letta answers
+        400), otherwise as :meth:`list_servers`."""
+        from .servers import _delete
+
+        _delete(self, mcp_server_id, cancel=cancel, timeout=timeout)
 
 
 def _drain(events: EventStream, on_event: OnEvent | None) -> list[McpTool]:

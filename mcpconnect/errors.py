@@ -18,11 +18,13 @@ __all__ = [
     "ConnectCancelledError",
     "ConnectTimeoutError",
     "ConnectionFailedError",
+    "DuplicateServerNameError",
     "McpConnectError",
     "MissingApiKeyError",
     "MissingAuthorizationUrlError",
     "ProtocolError",
     "ServerError",
+    "ServerNotFoundError",
     "StreamEndedError",
     "TransportError",
 ]
@@ -140,3 +142,34 @@ def without_userinfo(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+
+
+# --- registering servers (mcpconnect.servers) ----------------------------------------------
+
+
+class DuplicateServerNameError(ConnectionFailedError):
+    """Letta already has an MCP server of this name (409). ``server_name`` is the name.
+
+    ``body`` is empty: Letta's 409 body holds its SQL statement and parameters, which carry
+    the server's URL, token and headers.
+    """
+
+    def __init__(self, server_name: str, message: str | None = None) -> None:
+        self.server_name = server_name
+        super().__init__(
+            409,
+            "",
+            message
+            or f"Letta already has an MCP server named {server_name!r} (409); pick another name",
+        )
+
+
+class ServerNotFoundError(ConnectionFailedError):
+    """Letta has no MCP server with this id: 404, or the 400 that Letta answers to a
+    ``DELETE`` of an unknown id. ``server_id`` is the id."""
+
+    def __init__(self, server_id: str, status: int, body: str, message: str | None = None) -> None:
+        self.server_id = server_id
+        super().__init__(
+            status, body, message or f"Letta has no MCP server with id {server_id!r} ({status})"
+        )

@@ -58,6 +58,8 @@ EXAMPLES: list[mcpconnect.McpConnectError] = [
     mcpconnect.TransportError("cannot reach http://127.0.0.1:9: refused"),
     mcpconnect.ConnectTimeoutError("read", 1.5, "started", "the server sent nothing for 1.5 s"),
     mcpconnect.ConnectCancelledError("authorization_url"),
+    mcpconnect.DuplicateServerNameError("github"),
+    mcpconnect.ServerNotFoundError("mcp_server-1", 400, '{"detail":"not found."}'),
 ]
 
 

@@ -42,6 +42,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import attrs
 
+from . import _emulator_servers
+from ._emulator_servers import Registry
+
 __all__ = ["DEFAULT_TOOLS", "LettaEmulator", "OauthMode", "RecordedRequest", "Scenario"]
 
 CONNECT_PATH = "/v1/tools/mcp/servers/connect"
@@ -211,6 +214,7 @@ class _Session:
     scenario: Scenario
     session_id: str
     state: str
+    server_url: str = ""
     code: str | None = None
     released: bool = False
 
@@ -237,7 +241,7 @@ class LettaEmulator:
         self._port = port
         self._cond = threading.Condition()
         self._scenarios: dict[str, Scenario] = {}
-        self._servers: dict[str, dict[str, Any]] = {}
+        self._registry = Registry()  # the /v1/mcp-servers/ routes: _emulator_servers.py
         self._sessions: dict[str, _Session] = {}
         self._tokens: set[str] = set()
         self._requests: list[RecordedRequest] = []
@@ -332,13 +336,22 @@ class LettaEmulator:
         errors = _config_errors(config)
         if errors:
             raise ValueError(f"invalid config: {errors!r}")
-        with self._cond:
-            self._servers[server_id] = config
+        record = {
+            "mcp_server_type": config["type"],
+            "server_url": config["server_url"],
+            "auth_header": config.get("auth_header"),
+            "auth_token": config.get("auth_token"),
+            "custom_headers": config.get("custom_headers"),
+            "id": server_id,
+            "server_name": config["server_name"],
+        }
+        self._registry.register(server_id, record)
 
     def forget_tokens(self) -> None:
         """Forget every approved authorization, so OAuth scenarios ask again."""
         with self._cond:
             self._tokens.clear()
+        self._registry.forget_authorizations()
 
     @property
     def authorized(self) -> frozenset[str]:
@@ -372,19 +385,23 @@ class LettaEmulator:
             return self._scenarios.get(server_name, self.scenario)
 
     def _server_config(self, server_id: str) -> dict[str, Any] | None:
-        with self._cond:
-            return self._servers.get(server_id)
+        return self._registry.get(server_id)
 
-    def _has_token(self, server_name: str) -> bool:
+    def _has_token(self, server_name: str, server_url: str = "") -> bool:
+        # Letta finds a stored authorization by the exact server_url; the emulator also
+        # remembers it by server_name.
         with self._cond:
-            return server_name in self._tokens
+            if server_name in self._tokens:
+                return True
+        return self._registry.is_authorized(server_url)
 
-    def _new_session(self, server_name: str, scenario: Scenario) -> _Session:
+    def _new_session(self, server_name: str, scenario: Scenario, server_url: str = "") -> _Session:
         session = _Session(
             server_name=server_name,
             scenario=scenario,
             session_id=f"mcp-oauth-{secrets.token_hex(4)}",
             state=secrets.token_urlsafe(32),
+            server_url=server_url,
         )
         with self._cond:
             self._sessions[session.state] = session
@@ -399,6 +416,7 @@ class LettaEmulator:
             session.released = True
             self._tokens.add(session.server_name)
             self._cond.notify_all()
+        self._registry.authorize(session.server_url)
 
     def _authorization_url(self, session: _Session) -> str:
         query = urlencode(
@@ -518,6 +536,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(405, {"detail": "Method Not Allowed"}, allow="GET")
             else:
                 self._connect_registered(url.path[len(CONNECT_BY_ID_PREFIX) :])
+        elif _emulator_servers.route(self, raw):
+            pass
         else:
             self._send_json(404, {"detail": "Not Found"})
 
@@ -551,15 +571,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_422(errors)
             return
         server_name = body["server_name"]
-        self._stream(server_name, self.server.emulator._scenario_for(server_name))
+        scenario = self.server.emulator._scenario_for(server_name)
+        self._stream(server_name, scenario, body["server_url"])
 
     def _connect_registered(self, server_id: str) -> None:
         config = self.server.emulator._server_config(server_id)
         if config is None:
-            self._send_json(404, {"detail": f"MCP server with id '{server_id}' not found"})
+            self._send_json(404, _emulator_servers.not_found_body(server_id))
             return
         server_name = config["server_name"]
-        self._stream(server_name, self.server.emulator._scenario_for(server_name))
+        scenario = self.server.emulator._scenario_for(server_name)
+        self._stream(server_name, scenario, config["server_url"])
 
     # -- the OAuth pages ---------------------------------------------------------------------
 
@@ -600,7 +622,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- the event stream --------------------------------------------------------------------
 
-    def _stream(self, server_name: str, scenario: Scenario) -> None:
+    def _stream(self, server_name: str, scenario: Scenario, server_url: str = "") -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("Transfer-Encoding", "chunked")
@@ -608,19 +630,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._events_sent = 0
         try:
             self._check_drop(scenario)
-            self._run_flow(server_name, scenario)
+            self._run_flow(server_name, scenario, server_url)
             self.wfile.write(b"0\r\n\r\n")
         except _Hangup:
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
 
-    def _run_flow(self, server_name: str, scenario: Scenario) -> None:
+    def _run_flow(self, server_name: str, scenario: Scenario, server_url: str = "") -> None:
         emulator = self.server.emulator
         waiting = {"event": "waiting_for_auth", "message": "Waiting for user authorization..."}
         self._send_event(scenario, {"event": "connection_attempt", "server_name": server_name})
         needs_auth = scenario.oauth is not None and not (
-            scenario.remember_token and emulator._has_token(server_name)
+            scenario.remember_token and emulator._has_token(server_name, server_url)
         )
         if needs_auth:
             self._send_event(
@@ -629,7 +651,7 @@ class _Handler(BaseHTTPRequestHandler):
             if scenario.oauth == "no_url":
                 self._send_event(scenario, waiting)
                 self._stay_silent()
-            session = emulator._new_session(server_name, scenario)
+            session = emulator._new_session(server_name, scenario, server_url)
             url = emulator._authorization_url(session)
             self._send_event(
                 scenario,
