@@ -32,7 +32,6 @@ from .errors import (
     McpConnectError,
     ProtocolError,
     ServerNotFoundError,
-    TransportError,
     without_userinfo,
 )
 from .models import NO_EXTRA, McpConnectConfig, McpOauthEvent, McpTool, OauthStreamEvent
@@ -262,22 +261,23 @@ def _exchange(
         headers["Content-Type"] = "application/json"
         body = json.dumps(payload).encode()
     request = Request(method, client.base_url + path, headers, body)
-    watch = Watch(timeouts, cancel)
+    watch = Watch(timeouts, cancel, where(request.url))
     watch.state = "registering" if method == "POST" else "requesting"  # for the messages
     if started is not None:
         watch.started = started
     stopped = watch.check()
     if stopped is not None:
         raise stopped
-    log.debug("%s %s", method, request.url)
+    log.debug("%s %s", method, without_userinfo(request.url))
     transport: Transport = client._transport
     try:
-        with watch.sending():
-            response = transport.send(request, _send_timeouts(timeouts))
-    except McpConnectError:
+        response = transport.send(attrs.evolve(request, watch=watch), _send_timeouts(timeouts))
+    except (McpConnectError, OSError) as exc:
+        watch.detach()
+        raise watch.failure(exc, f"cannot reach {where(request.url)}") from exc
+    except BaseException:
+        watch.detach()
         raise
-    except OSError as exc:
-        raise TransportError(f"cannot reach {where(request.url)}: {exc}") from exc
     watch.attach(response)
     try:
         limit = MAX_BODY if 200 <= response.status < 300 else MAX_ERROR_BODY
@@ -289,12 +289,7 @@ def _exchange(
                 if len(data) > limit:
                     break
         except (McpConnectError, OSError) as exc:
-            stopped = watch.reason or watch.check()
-            if stopped is not None:
-                raise stopped from exc
-            if isinstance(exc, McpConnectError):
-                raise
-            raise TransportError(f"the connection broke: {exc}") from exc
+            raise watch.failure(exc, "the connection broke") from exc
         if watch.reason is not None:
             raise watch.reason
         if len(data) > limit:

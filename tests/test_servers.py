@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
 from conftest import FIXTURES
 from test_urllib3_limits import hung_url  # noqa: F401  (a fixture)
@@ -506,8 +507,7 @@ class _Routed:
 
     def send(self, request: Request, timeouts: Timeouts) -> Any:
         if request.method == "POST" and request.url.endswith("/v1/mcp-servers/"):
-            moved = Request(request.method, self.create_base + "/v1/mcp-servers/",
-                            request.headers, request.body)
+            moved = attrs.evolve(request, url=self.create_base + "/v1/mcp-servers/")
             return self.real.send(moved, timeouts)
         return self.fake.send(request, timeouts)
 
@@ -872,8 +872,6 @@ def test_add_server_without_oauth(emu: LettaEmulator, client: Client) -> None:
 
 
 def attrs_evolve(server: McpServer, **changes: Any) -> McpServer:
-    import attrs
-
     return attrs.evolve(server, **changes)
 
 
