@@ -15,6 +15,7 @@ from ..transports._fake import (
     load_recording,
     sse_stream,
 )
+from ._contract import TransportContract
 from ._emulator import DEFAULT_TOOLS, LettaEmulator, RecordedRequest, Scenario
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Pause",
     "RecordedRequest",
     "Scenario",
+    "TransportContract",
     "load_recording",
     "sse_stream",
 ]

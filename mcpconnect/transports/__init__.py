@@ -3,7 +3,7 @@
 ``Urllib3Transport`` is the default; ``FakeTransport`` replays scripted responses for tests.
 Any object with ``send(request, timeouts)`` and ``close()`` will do (see :class:`Transport`)
 if it keeps this contract, so that ``cancel`` and every limit work through it exactly as
-through the built-in ones (the kit in :mod:`mcpconnect.testing` checks it):
+through the built-in ones (:class:`mcpconnect.testing.TransportContract` checks it):
 
 1. ``send(request, timeouts)`` returns once the status line and the headers are in. It raises
    :class:`~mcpconnect.ConnectTimeoutError` with ``limit="connect"`` when opening the
