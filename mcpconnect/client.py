@@ -24,6 +24,7 @@ from ._version import __version__
 from ._watchdog import Watch
 from .errors import (
     ConfigError,
+    ConnectCancelledError,
     ConnectionFailedError,
     McpConnectError,
     ProtocolError,
@@ -82,44 +83,111 @@ def _as_config(config: ConfigLike) -> McpConnectConfig:
     )
 
 
+class _Stopper:
+    """How another thread stops one connect (``EventStream.close()``, ``Client.close()``):
+    also before it has started, and whatever it is blocked in (through its :class:`Watch`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watch: Watch | None = None
+        self._stopped = False
+
+    def started(self, watch: Watch) -> None:
+        """The connect thread made its watch; a stop that came first applies to it now."""
+        with self._lock:
+            self._watch = watch
+            stopped = self._stopped
+        if stopped:
+            watch.stop(ConnectCancelledError(str(watch.state)))
+
+    def stop(self) -> None:
+        """Any thread: the connect raises :class:`~mcpconnect.ConnectCancelledError`."""
+        with self._lock:
+            self._stopped = True
+            watch = self._watch
+        if watch is not None:
+            watch.stop(ConnectCancelledError(str(watch.state)))
+
+
 class EventStream(Iterator[McpOauthEvent]):
     """The events of one connect, as they arrive. Iterating ends after ``success`` (then
     :attr:`tools` holds the tools) and raises on everything else, as :func:`connect` does.
 
     Closing it (``close()``, leaving a ``with`` block, or dropping it) closes the connection,
-    also when the caller stops early.
+    also when the caller stops early. ``close()`` may be called from any thread: a ``next()``
+    blocked in another thread then raises :class:`~mcpconnect.ConnectCancelledError`. Once
+    closed, iterating ends.
     """
 
     def __init__(
         self,
         events: Generator[McpOauthEvent, None, list[McpTool]],
         on_close: Callable[[], object] | None = None,
+        stopper: _Stopper | None = None,
     ) -> None:
         self._events = events
         self._on_close = on_close
+        self._stopper = stopper
+        self._lock = threading.Lock()
+        self._running = False  # a thread is inside next(self._events)
+        self._closed = False
+        self._finished = False
         self.tools: list[McpTool] | None = None
 
     def __iter__(self) -> EventStream:
         return self
 
     def __next__(self) -> McpOauthEvent:
+        with self._lock:
+            if self._closed:
+                raise StopIteration
+            self._running = True
         try:
-            return next(self._events)
+            event = next(self._events)
         except StopIteration as stop:
             if stop.value is not None:  # a generator already over stops with None
                 self.tools = stop.value
+            self._idle()
             self.close()
             raise StopIteration from None
         except BaseException:
+            self._idle()
             self.close()
             raise
+        if self._idle():  # closed by another thread meanwhile: finish here, on this thread
+            self._finish()
+        return event
+
+    def _idle(self) -> bool:
+        """Leave ``next()``; whether the stream was closed meanwhile."""
+        with self._lock:
+            self._running = False
+            return self._closed
 
     def close(self) -> None:
-        """Close the connection. Idempotent."""
-        self._events.close()
-        on_close, self._on_close = self._on_close, None
-        if on_close is not None:
-            on_close()
+        """Close the connection. Idempotent; safe from any thread."""
+        with self._lock:
+            self._closed = True
+            running = self._running
+        if running:
+            # Another thread is inside next(): stop the connect (its blocked read fails); that
+            # thread then finishes the generator, which only it may touch.
+            if self._stopper is not None:
+                self._stopper.stop()
+            return
+        self._finish()
+
+    def _finish(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        try:
+            self._events.close()
+        finally:
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close()
 
     def __enter__(self) -> EventStream:
         return self
@@ -185,6 +253,9 @@ class Client:
         else:
             self._transport = transport
             self._owns_transport = False
+        self._lock = threading.Lock()
+        self._closed = False
+        self._running: set[_Stopper] = set()  # the connects in flight
 
     def __repr__(self) -> str:
         return (
@@ -193,7 +264,15 @@ class Client:
         )
 
     def close(self) -> None:
-        """Close the transport if the client made it."""
+        """Close the client: connects in flight (also in other threads, and event streams
+        not yet read to their end) raise :class:`~mcpconnect.ConnectCancelledError`, new ones
+        raise :class:`~mcpconnect.ConfigError`, and the transport is closed if the client
+        made it. Idempotent."""
+        with self._lock:
+            self._closed = True
+            running = list(self._running)
+        for stopper in running:
+            stopper.stop()
         if self._owns_transport:
             self._transport.close()
 
@@ -282,7 +361,20 @@ class Client:
         on_close: Callable[[], object] | None = None,
     ) -> EventStream:
         timeouts = Timeouts.coerce(timeout, self.timeouts)
-        return EventStream(_run(self._transport, request, timeouts, cancel), on_close)
+        stopper = _Stopper()
+        with self._lock:
+            if self._closed:
+                raise ConfigError("this Client is closed: make a new one to connect")
+            self._running.add(stopper)
+
+        def finished() -> None:
+            with self._lock:
+                self._running.discard(stopper)
+            if on_close is not None:
+                on_close()
+
+        events = _run(self._transport, request, timeouts, cancel, stopper)
+        return EventStream(events, finished, stopper)
 
     # --- registered servers: thin wrappers over mcpconnect.servers ------------------------
 
@@ -365,15 +457,21 @@ def _drain(events: EventStream, on_event: OnEvent | None) -> list[McpTool]:
         for event in events:
             if on_event is not None:
                 on_event(event)
-    assert events.tools is not None  # the stream ends only after success
+    if events.tools is None:  # the stream was closed before success
+        raise ConnectCancelledError("closed")
     return events.tools
 
 
 def _run(
-    transport: Transport, request: Request, timeouts: Timeouts, cancel: threading.Event | None
+    transport: Transport,
+    request: Request,
+    timeouts: Timeouts,
+    cancel: threading.Event | None,
+    stopper: _Stopper,
 ) -> Generator[McpOauthEvent, None, list[McpTool]]:
     """The read loop: one request, its chunks through the decoder and the flow."""
     watch = Watch(timeouts, cancel, where(request.url))
+    stopper.started(watch)
     stopped = watch.check()
     if stopped is not None:
         raise stopped

@@ -730,3 +730,75 @@ def test_a_bad_timeout_number_is_refused_before_any_request(value: float) -> Non
 def test_the_longest_limit_is_accepted() -> None:
     limits = Timeouts(connect=30 * 24 * 3600, read=2_592_000.0, authorization=None, total=1e-3)
     assert limits.connect == 2_592_000
+
+
+# --- closing from another thread --------------------------------------------------------
+
+
+def test_event_stream_close_from_another_thread_while_next_is_blocked() -> None:
+    transport = FakeTransport(sse_stream([CA], then=[Hang()]))
+    client = Client(base_url=BASE, api_key=KEY, transport=transport, timeout=QUICK)
+    stream = client.stream_events(CONFIG)
+    assert next(stream) == EV_CA
+    entered = threading.Event()
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        entered.set()
+        try:
+            next(stream)
+        except BaseException as exc:  # handed to the test thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    entered.wait(5)
+    while not stream._running:  # inside next(): the generator is executing
+        thread.join(0.001)
+    stream.close()
+    thread.join(5)
+    assert not thread.is_alive()
+    (error,) = outcome
+    assert type(error) is ConnectCancelledError
+    assert transport.responses_sent[0].closed
+    assert client._running == set()  # the client forgot the connect
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.0005, 0.002, 0.01])
+def test_closing_at_any_moment_never_raises_a_different_error(delay: float) -> None:
+    for _ in range(10):
+        steps: list[Any] = [body(CA), Pause(0.001), body({"event": "oauth_required"}), Hang()]
+        transport = FakeTransport(FakeResponse(200, ES, steps))
+        stream = mcpconnect.stream_events(CONFIG, base_url=BASE, api_key=KEY,
+                                          transport=transport, timeout=QUICK)
+        seen: list[Any] = []
+
+        def read(stream: Any = stream, seen: list[Any] = seen) -> None:
+            try:
+                seen.extend(stream)
+            except BaseException as exc:  # handed to the test thread
+                seen.append(exc)
+
+        thread = threading.Thread(target=read, daemon=True)
+        thread.start()
+        thread.join(delay)
+        stream.close()
+        thread.join(5)
+        assert not thread.is_alive()
+        assert all(isinstance(x, (McpOauthEvent, ConnectCancelledError)) for x in seen), seen
+        assert transport.responses_sent == [] or transport.responses_sent[0].closed
+        assert transport.closed is False  # a transport the caller gave is not closed
+
+
+def test_client_close_cancels_streams_not_yet_read_and_refuses_new_connects() -> None:
+    transport = FakeTransport([sse_stream([CA, OK])] * 3)
+    client = Client(base_url=BASE, api_key=KEY, transport=transport)
+    unread = client.stream_events(CONFIG)
+    client.close()
+    with pytest.raises(ConnectCancelledError):
+        next(unread)
+    with pytest.raises(ConfigError) as info:
+        client.connect(CONFIG)
+    assert str(info.value) == "this Client is closed: make a new one to connect"
+    assert transport.requests == []
+    client.close()  # idempotent

@@ -739,3 +739,110 @@ def test_the_media_type_must_be_an_event_stream(
     with client_for(scripted_server) as client, pytest.raises(mcpconnect.ProtocolError) as info:
         client.connect(CONFIG)
     assert str(info.value).startswith(f"expected an event stream, got {content_type!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Closing from another thread: EventStream.close() and Client.close()
+# --------------------------------------------------------------------------------------------
+
+
+class Outcome:
+    """Runs ``work`` on a daemon thread; ``result()`` gives what it returned or raised."""
+
+    def __init__(self, work: Any) -> None:
+        self._box: list[Any] = []
+        self.thread = threading.Thread(target=self._run, args=(work,), daemon=True)
+        self.thread.start()
+
+    def _run(self, work: Any) -> None:
+        try:
+            self._box.append(work())
+        except BaseException as exc:  # handed to the test thread
+            self._box.append(exc)
+
+    def result(self, timeout: float = 5.0) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the connect did not end"
+        return self._box[0]
+
+
+def test_event_stream_close_from_another_thread_ends_a_blocked_next(
+    scripted_server: ScriptedServer,
+) -> None:
+    scripted_server.script = [Status(200), sse_chunk(CONNECTION_ATTEMPT), HoldOpen(timeout=30)]
+    with client_for(scripted_server, timeout=Timeouts(read=20, total=30)) as client:
+        events = client.stream_events(CONFIG)
+        assert next(events).event == "connection_attempt"
+        blocked = Outcome(lambda: next(events))
+        wait_until_reading(blocked.thread)
+        events.close()  # from this thread, while the other is inside next()
+        error = blocked.result()
+        assert isinstance(error, mcpconnect.ConnectCancelledError)
+        assert scripted_server.wait_for_connection(0).client_closed.wait(5)
+        with pytest.raises(StopIteration):
+            next(events)
+        events.close()  # idempotent
+        # The client still works.
+        scripted_server.script = sse_script(SUCCESS)
+        assert [t.name for t in client.connect(CONFIG)] == ["echo"]
+
+
+def test_client_close_ends_connects_in_flight(scripted_server: ScriptedServer) -> None:
+    scripted_server.script = [Status(200), sse_chunk(CONNECTION_ATTEMPT), HoldOpen(timeout=30)]
+    transport = Urllib3Transport()
+    client = Client(base_url=scripted_server.url, api_key=API_KEY, transport=transport,
+                    timeout=Timeouts(read=20, total=30))
+    try:
+        record = Recorder()
+        running = Outcome(lambda: client.connect(CONFIG, on_event=record))
+        reading = Outcome(lambda: list(client.stream_events(CONFIG)))
+        scripted_server.wait_for_requests(2)
+        deadline = time.monotonic() + 5
+        while not record.events and time.monotonic() < deadline:
+            time.sleep(0.005)
+        wait_until_reading(running.thread)
+        wait_until_reading(reading.thread)
+        client.close()
+        for outcome in (running, reading):
+            assert isinstance(outcome.result(), mcpconnect.ConnectCancelledError)
+        assert running.result().state == "connection_attempt"
+        for index in (0, 1):
+            assert scripted_server.wait_for_connection(index).client_closed.wait(5)
+    finally:
+        transport.close()
+
+
+def test_client_close_ends_a_connect_waiting_for_the_headers(
+    scripted_server: ScriptedServer,
+) -> None:
+    scripted_server.script = [HoldOpen(timeout=30)]
+    transport = Urllib3Transport()
+    client = Client(base_url=scripted_server.url, api_key=API_KEY, transport=transport,
+                    timeout=Timeouts(read=20, total=30))
+    try:
+        running = Outcome(lambda: client.connect(CONFIG))
+        scripted_server.wait_for_requests(1)
+        wait_until_reading(running.thread)
+        client.close()
+        assert isinstance(running.result(), mcpconnect.ConnectCancelledError)
+    finally:
+        transport.close()
+
+
+def test_a_closed_client_refuses_new_connects(scripted_server: ScriptedServer) -> None:
+    scripted_server.script = sse_script(SUCCESS)
+    with client_for(scripted_server) as client:
+        unread = client.stream_events(CONFIG)  # made before the close, read after it
+    calls = [
+        lambda: client.connect(CONFIG),
+        lambda: client.stream_events(CONFIG),
+        lambda: client.connect_server("mcp_server-1"),
+        lambda: client.stream_server_events("mcp_server-1"),
+    ]
+    for call in calls:
+        with pytest.raises(mcpconnect.ConfigError) as info:
+            call()
+        assert str(info.value) == "this Client is closed: make a new one to connect"
+    with pytest.raises(mcpconnect.ConnectCancelledError):
+        next(unread)
+    assert scripted_server.requests == []
