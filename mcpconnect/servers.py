@@ -24,7 +24,16 @@ import attrs
 
 from ._timeouts import Timeouts
 from ._watchdog import Watch
-from .client import Client, ConfigLike, OnEvent, TimeoutLike, _check_call, _send_timeouts
+from .client import (
+    Client,
+    ConfigLike,
+    OnEvent,
+    TimeoutLike,
+    _check_call,
+    _error_body,
+    _media_type,
+    _send_timeouts,
+)
 from .errors import (
     ConfigError,
     ConnectionFailedError,
@@ -47,7 +56,6 @@ SERVERS_PATH = "/v1/mcp-servers/"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DEFAULT_NAME = "mcp-server"
 MAX_BODY = 16 * 1024 * 1024  # a JSON answer (the list of every server of the organization)
-MAX_ERROR_BODY = 64 * 1024
 
 _OAUTH_EVENTS = frozenset(
     {
@@ -251,9 +259,9 @@ def _exchange(
     doing: str,
     started: float | None = None,
 ) -> tuple[int, bytes]:
-    """One JSON request: its status and body (at most :data:`MAX_BODY` bytes, or
-    :data:`MAX_ERROR_BODY` of an error), with the limits and ``cancel`` of a connect; the
-    ``total`` counts from ``started`` when given. ``doing`` names the step in messages."""
+    """One JSON request: its status and body (at most :data:`MAX_BODY` bytes; of an error,
+    what the client's ``_error_body`` reads), with the limits and ``cancel`` of a connect;
+    the ``total`` counts from ``started`` when given. ``doing`` names the step in messages."""
     _check_call(None, cancel)
     headers = {**client._headers, "Accept": "application/json"}
     body = None
@@ -280,25 +288,28 @@ def _exchange(
         raise
     watch.attach(response)
     try:
-        limit = MAX_BODY if 200 <= response.status < 300 else MAX_ERROR_BODY
+        if not 200 <= response.status < 300:  # the status is the error, whatever the body does
+            return response.status, _error_body(response).encode()
+        encoding = header(response.headers, "content-encoding")
+        if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+            raise ProtocolError(
+                f"the answer to {doing} has Content-Encoding {encoding!r}; only an "
+                "uncompressed body is read"
+            )
+        content_type = header(response.headers, "content-type")
+        if content_type is not None and "json" not in _media_type(content_type):
+            raise ProtocolError(f"expected JSON in the answer to {doing}, got {content_type!r}")
         data = bytearray()
         try:
             for chunk in response.iter_chunks():
                 watch.activity()
                 data += chunk
-                if len(data) > limit:
-                    break
+                if len(data) > MAX_BODY:
+                    raise ProtocolError(f"the answer to {doing} is over {MAX_BODY} bytes")
         except (McpConnectError, OSError) as exc:
             raise watch.failure(exc, "the connection broke") from exc
         if watch.reason is not None:
             raise watch.reason
-        if len(data) > limit:
-            if limit == MAX_BODY:
-                raise ProtocolError(f"the answer to {doing} is over {MAX_BODY} bytes")
-            del data[limit:]
-        content_type = header(response.headers, "content-type")
-        if response.status < 300 and data and "json" not in (content_type or "json").lower():
-            raise ProtocolError(f"expected JSON in the answer to {doing}, got {content_type!r}")
         return response.status, bytes(data)
     finally:
         watch.detach()

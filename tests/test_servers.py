@@ -645,6 +645,22 @@ def test_answers_that_do_not_fit_are_protocol_errors(
     assert str(err) == message
 
 
+def test_an_error_status_stays_the_error_when_its_body_breaks_off() -> None:
+    broken = FakeResponse(409, JSON, [b'{"detail": "A unique', ConnectionResetError("reset")])
+    err = add(FakeTransport([connect_ok(), broken]))
+    assert isinstance(err, DuplicateServerNameError)
+    broken = FakeResponse(404, JSON, [b'{"detail": "MCPServer not', ConnectionResetError("x")])
+    err = client_call(FakeTransport([broken]), lambda c: c.get_server("i"))
+    assert isinstance(err, ServerNotFoundError)
+
+
+def test_a_compressed_answer_is_refused() -> None:
+    gz = FakeResponse(200, {**JSON, "content-encoding": "gzip"}, [b"\x1f\x8b"])
+    err = client_call(FakeTransport([gz]), lambda c: c.list_servers())
+    assert isinstance(err, ProtocolError)
+    assert "Content-Encoding 'gzip'" in str(err)
+
+
 def test_unknown_keys_and_types_pass_through() -> None:
     body = [{"id": "i", "server_name": "n", "mcp_server_type": "stdio", "command": "npx",
              "env": {"TOKEN": "s3cr3t"}}]
