@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 
 
-def _run() -> int:
+def run() -> int:
+    """The ``mcpconnect`` command: :func:`mcpconnect.cli.main`, with Ctrl-C while it is
+    being imported an exit status too (130), not a traceback."""
     try:
         from .cli import main
     except KeyboardInterrupt:  # Ctrl-C while starting up: no traceback
@@ -15,4 +17,4 @@ def _run() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_run())
+    sys.exit(run())

@@ -260,7 +260,8 @@ def _print_tools(tools: Sequence[McpTool], as_json: bool, out: TextIO) -> None:
         out.write("\n")
     else:
         width = shutil.get_terminal_size().columns
-        out.write(_tools_table(tools, width, getattr(out, "encoding", None)) + "\n")
+        for line in _tools_table(tools, width, getattr(out, "encoding", None)).split("\n"):
+            out.write(line + "\n")  # line by line: a closed pipe shows at the next write
     out.flush()
 
 
@@ -389,7 +390,7 @@ def _hint(exc: McpConnectError, run: _Run) -> str | None:
     if isinstance(exc, TransportError):
         if run.events:
             return "the connection dropped during the connect; try again"
-        return f"is a Letta server running at {base}? check --base-url and the network"
+        return f"check that the Letta server at {base} is running and reachable (--base-url)"
     return None
 
 

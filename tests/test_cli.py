@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import urllib3
-from loopback import Chunk, End, ScriptedServer, Status, sse_script
+from loopback import Chunk, Close, End, HoldOpen, Raw, ScriptedServer, Status, sse_script
 
 import mcpconnect
 from mcpconnect import cli
@@ -562,3 +562,210 @@ def test_no_browser_opens_nothing(env: dict[str, str], browser_log: pathlib.Path
     assert done.returncode == 0, done.stderr
     assert "Authorize in your browser: https://auth.example/a" in done.stderr
     assert not browser_log.exists()
+
+
+# --- manners: a closed pipe, -v, next steps, Ctrl-C ----------------------------------------
+
+MANY_TOOLS = [{"name": f"tool{i:04}", "description": "x" * 40} for i in range(5000)]
+
+
+@pytest.mark.parametrize("extra", [["--json"], []], ids=["json", "table"])
+def test_output_into_head_ends_quietly(
+    emulator: LettaEmulator, env: dict[str, str], extra: list[str]
+) -> None:
+    emulator.scenario = Scenario(tools=MANY_TOOLS)  # far more output than a pipe holds
+    cli_proc = subprocess.Popen(
+        [sys.executable, "-m", "mcpconnect", *connect_args(emulator, *extra)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        head = subprocess.Popen(["head", "-n", "1"], stdin=cli_proc.stdout,
+                                stdout=subprocess.PIPE, text=True)
+        assert cli_proc.stdout is not None
+        cli_proc.stdout.close()  # head holds the only read end now
+        cli_proc.stdout = None
+        first, _ = head.communicate(timeout=60)
+        _, err = cli_proc.communicate(timeout=60)
+    finally:
+        cli_proc.kill()
+        cli_proc.wait()
+    assert first == ("[\n" if extra else "NAME      DESCRIPTION\n")
+    assert cli_proc.returncode == 141, err
+    assert err.splitlines()[-1] == "Connected: 5000 tools."  # and nothing after it
+
+
+def test_verbose_shows_the_log_on_stderr(emulator: LettaEmulator, env: dict[str, str]) -> None:
+    for args in (connect_args(emulator, "-v"), ["--verbose", *connect_args(emulator)]):
+        done = run(args, env)
+        assert done.returncode == 0, done.stderr
+        lines = done.stderr.splitlines()
+        assert f"DEBUG mcpconnect: POST {emulator.base_url}/v1/tools/mcp/servers/connect" in lines
+        assert "DEBUG mcpconnect: event success in state connection_attempt" in lines
+        assert "Connected: 3 tools." in lines
+        assert KEY not in done.stderr
+    quiet = run(connect_args(emulator), env)
+    assert "DEBUG" not in quiet.stderr
+
+
+def hint_of(stderr: str) -> str:
+    [hint] = [line for line in stderr.splitlines() if line.startswith("mcpconnect: hint: ")]
+    return hint.removeprefix("mcpconnect: hint: ")
+
+
+def test_errors_say_what_to_do_next(emulator: LettaEmulator, env: dict[str, str]) -> None:
+    settings = pathlib.Path(env["HOME"]) / ".letta" / "settings.json"
+    wrong = run(connect_args(emulator), {**env, "LETTA_API_KEY": "sk-wrong-key-4567"})
+    assert hint_of(wrong.stderr) == (
+        f"check the API key (LETTA_API_KEY or {settings}) and that --base-url "
+        f"({emulator.base_url}) is the server it belongs to"
+    )
+    missing = run(connect_args(emulator), {k: v for k, v in env.items() if k != "LETTA_API_KEY"})
+    assert hint_of(missing.stderr) == f"set LETTA_API_KEY, or env.LETTA_API_KEY in {settings}"
+    emulator.scenario = Scenario(oauth="silent")
+    slow = run(connect_args(emulator, "--timeout", "0.5"), env)
+    assert (slow.returncode, hint_of(slow.stderr)) == (3, "allow more time with --timeout SECONDS")
+    waited = run(connect_args(emulator, "--auth-timeout", "0.5"), env)
+    assert waited.returncode == 3
+    assert "no authorization after 0.5 s" in waited.stderr
+    assert "--auth-timeout SECONDS" in hint_of(waited.stderr)
+    emulator.scenario = Scenario(error="Non-public IP not allowed: 127.0.0.1")
+    refused = run(connect_args(emulator), env)
+    assert "check the MCP server's URL" in hint_of(refused.stderr)
+
+
+def test_a_silent_server_names_the_read_limit_option(env: dict[str, str]) -> None:
+    attempt = {"event": "connection_attempt", "server_name": "github"}
+    with ScriptedServer([Status(200), Chunk(f"data: {json.dumps(attempt)}\n\n".encode()),
+                         HoldOpen()]) as server:
+        done = run_against(server, env, "--read-timeout", "0.5")
+    assert done.returncode == 3
+    assert_one_error_line(done.stderr, "the server sent nothing for 0.5 s")
+    assert "--read-timeout SECONDS" in hint_of(done.stderr)
+
+
+def test_nothing_listening_says_to_check_the_url(env: dict[str, str]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    done = run(["connect", "x", URL, "--base-url", base], env)
+    assert done.returncode == 4
+    assert hint_of(done.stderr) == (
+        f"check that the Letta server at {base} is running and reachable (--base-url)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("script", "says"),
+    [
+        pytest.param(
+            [Status(200), Chunk(b'data: {"event": "connection_attempt"}\n\n'), Close()],
+            "broke: the response body was cut short or malformed",
+            id="dropped",
+        ),
+        pytest.param(
+            [Status(200), Raw(b"zz\r\ndata: {}\r\n"), Close()],
+            "broke: the response body was cut short or malformed",
+            id="bad-framing",
+        ),
+    ],
+)
+def test_a_broken_stream_names_no_urllib3_class(
+    env: dict[str, str], script: list[Any], says: str
+) -> None:
+    with ScriptedServer(script) as server:
+        done = run_against(server, env)
+    assert done.returncode == 4
+    assert_one_error_line(done.stderr, says)
+    for name in ("ProtocolError", "IncompleteRead", "InvalidChunkLength", "urllib3"):
+        assert name not in done.stderr
+
+
+#: Stands in for a module that the command line imports while starting up: says so, then
+#: takes its time, so that the test can press Ctrl-C at that very moment.
+SLOW_MODULE = """\
+import sys, time
+sys.stderr.write("slow import started\\n")
+sys.stderr.flush()
+time.sleep(60)
+"""
+
+#: What the ``mcpconnect`` console script does (see ``[project.scripts]``).
+CONSOLE_SCRIPT = "import sys; from mcpconnect.__main__ import run; sys.exit(run())"
+
+
+def interrupt_at(marker: str, command: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Run ``command``, press Ctrl-C once a stderr line starts with ``marker``; return the
+    exit status, stdout and stderr."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith(marker):
+                break
+        else:
+            pytest.fail("never saw " + marker + ": " + "".join(seen))
+        proc.send_signal(signal.SIGINT)
+        out, rest = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    return proc.returncode, out, "".join(seen) + rest
+
+
+@pytest.mark.parametrize("module", ["webbrowser", "urllib3"])
+@pytest.mark.parametrize("how", ["-m", "console-script"])
+def test_ctrl_c_during_start_up_is_no_traceback(
+    emulator: LettaEmulator, env: dict[str, str], tmp_path: pathlib.Path, module: str, how: str
+) -> None:
+    # webbrowser is imported with mcpconnect.cli, urllib3 only once main() runs the command.
+    fakes = tmp_path / "fakes"
+    fakes.mkdir()
+    (fakes / f"{module}.py").write_text(SLOW_MODULE)
+    env["PYTHONPATH"] = str(fakes)
+    start = ["-m", "mcpconnect"] if how == "-m" else ["-c", CONSOLE_SCRIPT]
+    status, out, err = interrupt_at(
+        "slow import started", [sys.executable, *start, *connect_args(emulator)], env
+    )
+    assert (status, out) == (130, "")
+    assert err.splitlines()[-1] == "mcpconnect: interrupted"
+    assert "Traceback" not in err
+    assert emulator.requests == []
+
+
+def test_the_console_script_is_the_guarded_entry_point() -> None:
+    from importlib.metadata import entry_points
+
+    [script] = entry_points(group="console_scripts", name="mcpconnect")
+    assert script.value == "mcpconnect.__main__:run"
+
+
+#: The command line with a transport whose close() (after the table is out) takes its time.
+SLOW_CLOSE = """\
+import sys, time
+from mcpconnect.transports import _urllib3
+calls = []
+def close(self):
+    if not calls:
+        calls.append(1)
+        sys.stderr.write("closing the transport\\n")
+        sys.stderr.flush()
+        time.sleep(60)
+_urllib3.Urllib3Transport.close = close
+from mcpconnect.__main__ import run
+sys.exit(run())
+"""
+
+
+def test_ctrl_c_after_the_output_is_not_an_interruption(
+    emulator: LettaEmulator, env: dict[str, str]
+) -> None:
+    command = [sys.executable, "-c", SLOW_CLOSE, *connect_args(emulator, "--json")]
+    status, out, err = interrupt_at("closing the transport", command, env)
+    assert status == 0, err
+    assert json.loads(out) == [dict(tool) for tool in DEFAULT_TOOLS]
+    assert "interrupted" not in err
+    assert "Traceback" not in err

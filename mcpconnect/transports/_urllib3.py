@@ -25,6 +25,7 @@ Two things let another thread stop a connect at any moment (the contract in
 from __future__ import annotations
 
 import contextlib
+import http.client
 import socket
 import ssl
 import sys
@@ -44,6 +45,7 @@ from urllib3.exceptions import (
     NewConnectionError,
     ReadTimeoutError,
 )
+from urllib3.exceptions import ProtocolError as _Urllib3ProtocolError
 from urllib3.util.connection import allowed_gai_family
 
 from .._timeouts import Timeouts
@@ -237,8 +239,19 @@ _POOL_CLASSES = {"http": _TrackedHTTPConnectionPool, "https": _TrackedHTTPSConne
 
 
 def _describe(exc: BaseException) -> str:
-    """What went wrong, for a message: urllib3's texts may hold URLs, never their user-info."""
+    """What went wrong, for a message: urllib3's texts may hold URLs, never their user-info.
+
+    urllib3's ``ProtocolError`` (easily taken for mcpconnect's) is described by its cause,
+    and an early end of the body in words, so that no urllib3 class name shows."""
     reason = getattr(exc, "reason", None) or exc
+    if isinstance(reason, _Urllib3ProtocolError):  # ("Connection broken: ...", cause)
+        cause = reason.args[-1] if reason.args else None
+        if not isinstance(cause, BaseException):
+            return without_userinfo(str(cause or "the connection broke"))
+        reason = cause
+    if isinstance(reason, http.client.IncompleteRead):  # urllib3's InvalidChunkLength too
+        # A closed connection and a chunk size that is no number look the same here.
+        return "the response body was cut short or malformed"
     return without_userinfo(f"{type(reason).__name__}: {reason}")
 
 
