@@ -6,6 +6,7 @@ SSE decoder and the connect flow, with every wait bounded (see :mod:`mcpconnect.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -276,6 +277,29 @@ class Client:
         if self._owns_transport:
             self._transport.close()
 
+    def _open(self) -> _Stopper:
+        """A new connect or request: refused once the client is closed, stopped by
+        :meth:`close` (the caller hands its watch to :meth:`_Stopper.started`)."""
+        stopper = _Stopper()
+        with self._lock:
+            if self._closed:
+                raise ConfigError("this Client is closed: make a new one to connect")
+            self._running.add(stopper)
+        return stopper
+
+    def _forget(self, stopper: _Stopper) -> None:
+        with self._lock:
+            self._running.discard(stopper)
+
+    @contextlib.contextmanager
+    def _in_flight(self) -> Iterator[_Stopper]:
+        """:meth:`_open` and :meth:`_forget` around one request."""
+        stopper = self._open()
+        try:
+            yield stopper
+        finally:
+            self._forget(stopper)
+
     def __enter__(self) -> Client:
         return self
 
@@ -361,15 +385,10 @@ class Client:
         on_close: Callable[[], object] | None = None,
     ) -> EventStream:
         timeouts = Timeouts.coerce(timeout, self.timeouts)
-        stopper = _Stopper()
-        with self._lock:
-            if self._closed:
-                raise ConfigError("this Client is closed: make a new one to connect")
-            self._running.add(stopper)
+        stopper = self._open()
 
         def finished() -> None:
-            with self._lock:
-                self._running.discard(stopper)
+            self._forget(stopper)
             if on_close is not None:
                 on_close()
 

@@ -33,6 +33,7 @@ from .client import (
     _error_body,
     _media_type,
     _send_timeouts,
+    _Stopper,
 )
 from .errors import (
     ConfigError,
@@ -261,8 +262,24 @@ def _exchange(
 ) -> tuple[int, bytes]:
     """One JSON request: its status and body (at most :data:`MAX_BODY` bytes; of an error,
     what the client's ``_error_body`` reads), with the limits and ``cancel`` of a connect;
-    the ``total`` counts from ``started`` when given. ``doing`` names the step in messages."""
+    the ``total`` counts from ``started`` when given. ``doing`` names the step in messages.
+    Refused once ``client`` is closed; ``client.close()`` stops it."""
     _check_call(None, cancel)
+    with client._in_flight() as stopper:
+        return _send_json(client, stopper, method, path, payload, cancel, timeouts, doing, started)
+
+
+def _send_json(
+    client: Client,
+    stopper: _Stopper,
+    method: str,
+    path: str,
+    payload: Any,
+    cancel: threading.Event | None,
+    timeouts: Timeouts,
+    doing: str,
+    started: float | None,
+) -> tuple[int, bytes]:
     headers = {**client._headers, "Accept": "application/json"}
     body = None
     if payload is not None:
@@ -273,6 +290,7 @@ def _exchange(
     watch.state = "registering" if method == "POST" else "requesting"  # for the messages
     if started is not None:
         watch.started = started
+    stopper.started(watch)
     stopped = watch.check()
     if stopped is not None:
         raise stopped

@@ -846,3 +846,26 @@ def test_a_closed_client_refuses_new_connects(scripted_server: ScriptedServer) -
     with pytest.raises(mcpconnect.ConnectCancelledError):
         next(unread)
     assert scripted_server.requests == []
+
+
+def test_client_close_ends_server_requests_and_refuses_new_ones(
+    scripted_server: ScriptedServer,
+) -> None:
+    scripted_server.script = [HoldOpen(timeout=30)]
+    transport = Urllib3Transport()
+    client = Client(base_url=scripted_server.url, api_key=API_KEY, transport=transport,
+                    timeout=Timeouts(read=20, total=30))
+    try:
+        running = Outcome(client.list_servers)
+        scripted_server.wait_for_requests(1)
+        wait_until_reading(running.thread)
+        client.close()
+        assert isinstance(running.result(), mcpconnect.ConnectCancelledError)
+        for call in (client.list_servers, lambda: client.get_server("s-1"),
+                     lambda: client.delete_server("s-1")):
+            with pytest.raises(mcpconnect.ConfigError) as info:
+                call()
+            assert str(info.value) == "this Client is closed: make a new one to connect"
+        assert len(scripted_server.requests) == 1
+    finally:
+        transport.close()
