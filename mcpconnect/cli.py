@@ -1,4 +1,5 @@
-"""The command line: ``mcpconnect connect``, ``mcpconnect demo``, ``mcpconnect --version``.
+"""The command line: ``mcpconnect connect``, ``demo``, ``--version``; ``add``, ``servers`` and
+``remove`` are in :mod:`mcpconnect._cli_servers`.
 
 This is the only part of mcpconnect that writes to the terminal. Progress goes to stderr, the
 result (the tools table, or JSON with ``--json``) to stdout, so the output can be piped.
@@ -314,6 +315,7 @@ def _cmd_connect(args: argparse.Namespace, out: TextIO, err: TextIO, run: _Run) 
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO, run: _Run) -> int:
+    from . import _cli_servers
     from .client import Client
     from .models import McpConnectConfig
     from .testing import LettaEmulator, Scenario
@@ -337,9 +339,10 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO, run: _Run) -> 
         )
         with Client(base_url=emulator.base_url, api_key=api_key, transport=transport) as client:
             progress = _Progress(err, open_browser=False, on_authorization_url=authorize, run=run)
-            try:
-                return _run_connect(
-                    client, config, progress=progress, as_json=args.json, out=out, run=run
+            try:  # the whole job: connect with OAuth, then register the server in Letta
+                return _cli_servers.run_add(
+                    client, config, progress=progress, as_json=args.json, out=out, err=err,
+                    run=run,
                 )
             finally:
                 for visit in visits:
@@ -443,14 +446,18 @@ def build_parser() -> argparse.ArgumentParser:
         connect.add_argument(option, dest=field, type=float, metavar="S", help=text)
     demo = commands.add_parser(
         "demo",
-        help="run the whole OAuth flow against a built-in Letta emulator",
+        help="add a server with the whole OAuth flow, against a built-in Letta emulator",
         description="Start a Letta emulator in OAuth mode on 127.0.0.1, connect to it through "
-        "real HTTP, authorize as the user would, and print the tools.",
+        "real HTTP, authorize as the user would, register the server in Letta, and print "
+        "its name, id and tools (what `mcpconnect add` does).",
         epilog=DEMO_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[verbose],
     )
-    demo.add_argument("--json", action="store_true", help="print the tools as JSON")
+    demo.add_argument("--json", action="store_true", help="print the server and tools as JSON")
+    from . import _cli_servers
+
+    _cli_servers.add_parsers(commands, verbose)
     return parser
 
 
@@ -545,7 +552,9 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO, run: _Run) -> in
         if value is not None and not 0 < value < float("inf"):
             _say(err, f"mcpconnect: error: {option} must be a positive number of seconds")
             return EXIT_USAGE
-    command = _cmd_connect if args.command == "connect" else _cmd_demo
+    from . import _cli_servers
+
+    command = {"connect": _cmd_connect, "demo": _cmd_demo, **_cli_servers.COMMANDS}[args.command]
     with _verbose_log(err, getattr(args, "verbose", False)):
         try:
             return command(args, out, err, run)
@@ -554,7 +563,7 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO, run: _Run) -> in
             return EXIT_USAGE
         except McpConnectError as exc:
             _say(err, f"mcpconnect: error: {safe(exc)}")
-            hint = _hint(exc, run) if args.command == "connect" else None
+            hint = _cli_servers.hint(exc) or (_hint(exc, run) if args.command != "demo" else None)
             if hint is not None:
                 _say(err, f"mcpconnect: hint: {safe(hint)}")
             return _exit_status(exc)

@@ -253,9 +253,12 @@ def test_demo_runs_the_whole_flow(env: dict[str, str]) -> None:
     del env["LETTA_API_KEY"]
     done = run(["demo", "--json"], env)
     assert done.returncode == 0, done.stderr
-    assert [tool["name"] for tool in json.loads(done.stdout)] == ["echo", "add", "server_mode"]
+    server = json.loads(done.stdout)
+    assert [tool["name"] for tool in server["tools"]] == ["echo", "add", "server_mode"]
+    assert (server["server_name"], server["server_url"]) == ("demo", "https://mcp.example.com/mcp")
     assert "Demo: visiting the authorization URL" in done.stderr
     assert "Connected: 3 tools." in done.stderr
+    assert f"Registered in Letta as demo ({server['id']})." in done.stderr
 
 
 def test_version_and_help(env: dict[str, str]) -> None:
