@@ -11,7 +11,7 @@ No message built here ever contains an API key or token.
 
 from __future__ import annotations
 
-import urllib.parse
+import re
 
 __all__ = [
     "ConfigError",
@@ -136,12 +136,14 @@ class ConnectCancelledError(McpConnectError):
         super().__init__(f"Connect cancelled (in state {state})")
 
 
-def without_userinfo(url: str) -> str:
-    """``url`` with any ``user:password@`` masked, for messages (not exported)."""
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+# The user-info of URLs anywhere in a text: from "//" to the last "@" before the host ends.
+_USERINFO = re.compile(r"(?<=//)[^\s/?#]*@")
+
+
+def without_userinfo(text: str) -> str:
+    """``text`` with the ``user:password@`` of every URL in it masked, for messages and
+    reprs (not exported). Never raises."""
+    return _USERINFO.sub("***@", text)
 
 
 # --- registering servers (mcpconnect.servers) ----------------------------------------------

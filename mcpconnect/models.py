@@ -8,6 +8,7 @@ never dropped, and unknown event types stay plain strings: the server may grow.
 from __future__ import annotations
 
 import enum
+import re
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, TypeVar
@@ -95,9 +96,24 @@ class ConnectState(str, enum.Enum):
         return self.value
 
 
+# C0 controls, DEL and C1 controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# An HTTP field name (RFC 9110 "token").
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN_RULE = "a non-empty token of letters, digits and !#$%&'*+-.^_`|~"
+
+
+def _control(value: str) -> str | None:
+    bad = _CONTROL.search(value)
+    return None if bad is None else f"U+{ord(bad.group()):04X}"
+
+
 def _check_name(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{attribute.name} must be a non-empty string, got {value!r}")
+        raise ConfigError(f"server_name must be a non-empty string, got {value!r}")
+    bad = _control(value)
+    if bad:
+        raise ConfigError(f"server_name contains a control character ({bad}): {value!r}")
 
 
 def _check_type(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
@@ -108,32 +124,70 @@ def _check_type(instance: object, attribute: attrs.Attribute[str], value: object
 def _check_url(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
     if not isinstance(value, str):
         raise ConfigError(f"server_url must be a string, got {type(value).__name__}")
+    bad = _control(value) or next((f"U+{ord(c):04X}" for c in value if c.isspace()), None)
+    if bad:  # not shown: a space would end the user-info that the message masks
+        raise ConfigError(f"server_url contains a space or a control character ({bad})")
+    shown = repr(without_userinfo(value))
     try:
         parts = urllib.parse.urlsplit(value)
+        port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"server_url is not a valid URL: {exc}") from exc
+        raise ConfigError(f"server_url is not a valid URL ({exc}): {shown}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"server_url must be an absolute http(s) URL, got {shown}")
+    if port == 0:
+        raise ConfigError(f"server_url has port 0: {shown}")
+
+
+def _check_header_value(what: str, value: object) -> None:
+    """A header value that can be sent: a string of Latin-1 characters, no controls. The
+    value is never shown (it may be a secret)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} must be a string, got {type(value).__name__}")
+    bad = _control(value)
+    if bad:
+        raise ConfigError(f"{what} contains a control character ({bad})")
+    wide = next((c for c in value if ord(c) > 0xFF), None)
+    if wide is not None:
         raise ConfigError(
-            f"server_url must be an absolute http(s) URL, got {without_userinfo(value)!r}"
+            f"{what} contains a character that cannot be sent in an HTTP header "
+            f"(U+{ord(wide):04X}, not Latin-1; a pasted typographic quote?)"
         )
 
 
+def _check_auth_header(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise ConfigError(f"auth_header must be a string or None, got {type(value).__name__}")
+    if not _TOKEN.fullmatch(value):  # not shown: a token put here by mistake stays hidden
+        raise ConfigError(f"auth_header is not a valid HTTP header name ({_TOKEN_RULE})")
 
-def _check_optional_str(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{attribute.name} must be a string or None")
+
+def _check_auth_token(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    _check_header_value("auth_token", value)
+    if getattr(instance, "auth_header", None) is None:
+        raise ConfigError(
+            "auth_token is set without auth_header: name the header it is sent in "
+            "(for example auth_header='Authorization'); Letta sends no token without one"
+        )
 
 
 def _check_headers(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ConfigError("custom_headers must be a mapping of str to str")
-    for k, v in value.items():
-        if not k or any(c in k + v for c in "\r\n\x00"):
-            raise ConfigError(f"custom_headers has an invalid header {k!r}")
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"custom_headers must be a mapping of str to str, got "
+                          f"{type(value).__name__}")
+    for index, (name, text) in enumerate(value.items()):
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise ConfigError(  # the name is not shown: it may hold a value put there by mistake
+                f"custom_headers: the name of header {index + 1} is not a valid HTTP header "
+                f"name ({_TOKEN_RULE})"
+            )
+        _check_header_value(f"custom_headers[{name!r}]", text)
 
 
 def _frozen_headers(value: Any) -> Any:
@@ -143,26 +197,38 @@ def _frozen_headers(value: Any) -> Any:
     return _FrozenMap(value) if isinstance(value, Mapping) else value
 
 
+def _masked_headers(value: Mapping[str, str] | None) -> str:
+    return "None" if value is None else repr(dict.fromkeys(value, "***"))
+
+
 @attrs.frozen(kw_only=True)
 class McpConnectConfig:
     """The MCP server to connect: what is posted to ``/v1/tools/mcp/servers/connect``.
 
     Invalid values raise :class:`~mcpconnect.ConfigError` (a ``ValueError``) here, at
-    construction. ``auth_token`` never shows in ``repr``.
+    construction, naming the field and never showing a token or header value:
+
+    - ``server_name``: a non-empty string without control characters;
+    - ``type``: ``"sse"`` or ``"streamable_http"``;
+    - ``server_url``: an absolute http(s) URL with a host and a valid port, without spaces
+      or control characters;
+    - ``auth_header`` and the names of ``custom_headers``: HTTP header names (tokens);
+    - ``auth_token`` and the values of ``custom_headers``: Latin-1 text without control
+      characters (CR, LF, NUL, ...); ``auth_token`` needs ``auth_header``.
+
+    ``custom_headers`` is kept as a read-only copy. ``repr`` masks the ``user:password@`` of
+    ``server_url``, ``auth_token`` and the values of ``custom_headers``.
     """
 
     server_name: str = attrs.field(validator=_check_name)
     type: Literal["sse", "streamable_http"] = attrs.field(validator=_check_type)
-    server_url: str = attrs.field(validator=_check_url)
-    auth_header: str | None = attrs.field(default=None, validator=_check_optional_str)
+    server_url: str = attrs.field(validator=_check_url, repr=lambda v: repr(without_userinfo(v)))
+    auth_header: str | None = attrs.field(default=None, validator=_check_auth_header)
     auth_token: str | None = attrs.field(
-        default=None, validator=_check_optional_str, repr=lambda v: "None" if v is None else "'***'"
+        default=None, validator=_check_auth_token, repr=lambda v: "None" if v is None else "'***'"
     )
     custom_headers: Mapping[str, str] | None = attrs.field(
-        default=None,
-        converter=_frozen_headers,
-        validator=_check_headers,
-        repr=lambda v: "None" if v is None else repr(sorted(v)),
+        default=None, converter=_frozen_headers, validator=_check_headers, repr=_masked_headers
     )
 
     @classmethod

@@ -318,6 +318,9 @@ def test_the_converters_agree_with_a_literal_reading_of_the_schema(data: dict[st
 # --- the config -------------------------------------------------------------------------
 
 
+TOK = "(a non-empty token of letters, digits and !#$%&'*+-.^_`|~)"
+
+
 def _config(**changes: Any) -> McpConnectConfig:
     fields: dict[str, Any] = {
         "server_name": "github",
@@ -356,9 +359,35 @@ def test_config_repr_hides_the_token() -> None:
     assert text == (
         "McpConnectConfig(server_name='github', type='streamable_http', "
         "server_url='https://mcp.example.com/mcp', auth_header='Authorization', "
-        "auth_token='***', custom_headers=['X-Key'])"
+        "auth_token='***', custom_headers={'X-Key': '***'})"
     )
     assert "auth_token=None" in repr(_config())
+
+
+def test_config_repr_masks_the_user_info_of_server_url() -> None:
+    config = _config(server_url="https://me:s3cr3t@mcp.example.com/mcp?x=1#f")
+    assert config.server_url == "https://me:s3cr3t@mcp.example.com/mcp?x=1#f"
+    assert "server_url='https://***@mcp.example.com/mcp?x=1#f'" in repr(config)
+    assert "s3cr3t" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"server_url": "http://127.0.0.1:8401/mcp#srv-f912a378-hdr"},  # Letta's recordings
+        {"server_url": "https://mcp.example.com:443/mcp?team=core"},
+        {"server_url": "http://[::1]:8080/sse"},
+        {"server_url": "https://bücher.example/mcp"},
+        {"server_name": "srv-f912a378 odd/name ü?#&%"},
+        {"auth_header": "Authorization", "auth_token": "Bearer k-123"},
+        {"auth_header": "X-Api-Key", "auth_token": "caf\u00e9 \u00ff"},
+        {"auth_header": "Authorization"},
+        {"custom_headers": {"X-Extra": "1", "x_b.c~!": "a b\u00e9", "E": ""}},
+    ],
+)
+def test_valid_configs_are_accepted(changes: dict[str, Any]) -> None:
+    config = _config(**changes)
+    assert config.to_dict() == {**_config().to_dict(), **changes}
 
 
 def test_config_copies_custom_headers() -> None:
@@ -402,22 +431,83 @@ def test_config_and_values_survive_pickle() -> None:
         ({"server_url": "/mcp"}, "server_url must be an absolute http(s) URL, got '/mcp'"),
         ({"server_url": "ftp://h/x"}, "server_url must be an absolute http(s) URL, got 'ftp://h/x'"),
         ({"server_url": "http://"}, "server_url must be an absolute http(s) URL, got 'http://'"),
-        ({"server_url": "http://[::1"}, "server_url is not a valid URL: Invalid IPv6 URL"),
+        ({"server_url": "http://[::1"},
+         "server_url is not a valid URL (Invalid IPv6 URL): 'http://[::1'"),
         ({"server_url": 5}, "server_url must be a string, got int"),
-        ({"auth_header": 5}, "auth_header must be a string or None"),
-        ({"auth_token": b"x"}, "auth_token must be a string or None"),
-        ({"custom_headers": "abc"}, "custom_headers must be a mapping of str to str"),
-        ({"custom_headers": 5}, "custom_headers must be a mapping of str to str"),
-        ({"custom_headers": {"X": 1}}, "custom_headers must be a mapping of str to str"),
+        ({"server_url": "http://h:99999/mcp"},
+         "server_url is not a valid URL (Port out of range 0-65535): 'http://h:99999/mcp'"),
+        ({"server_url": "http://h:abc/mcp"},
+         "server_url is not a valid URL (Port could not be cast to integer value as 'abc'):"
+         " 'http://h:abc/mcp'"),
+        ({"server_url": "http://h:0/mcp"}, "server_url has port 0: 'http://h:0/mcp'"),
+        ({"server_url": "http://me:pw@h:x/"},
+         "server_url is not a valid URL (Port could not be cast to integer value as 'x'):"
+         " 'http://***@h:x/'"),
+        ({"server_url": "http://h/a b"},
+         "server_url contains a space or a control character (U+0020)"),
+        ({"server_url": " http://h/"},
+         "server_url contains a space or a control character (U+0020)"),
+        ({"server_url": "http://h/\tx"},
+         "server_url contains a space or a control character (U+0009)"),
+        ({"server_url": "http://h/x\r\nHost: evil"},
+         "server_url contains a space or a control character (U+000D)"),
+        ({"server_url": "http://h\x00/"},
+         "server_url contains a space or a control character (U+0000)"),
+        ({"server_url": "http://h/\x9b31m"},
+         "server_url contains a space or a control character (U+009B)"),
+        ({"server_url": "http://h/\u3000"},
+         "server_url contains a space or a control character (U+3000)"),
+        ({"server_name": "gh\x1b[31m"},
+         "server_name contains a control character (U+001B): 'gh\\x1b[31m'"),
+        ({"server_name": "gh\nConnected: evil"},
+         "server_name contains a control character (U+000A): 'gh\\nConnected: evil'"),
+        ({"server_name": "a\x7f"}, "server_name contains a control character (U+007F): 'a\\x7f'"),
+        ({"auth_header": 5}, "auth_header must be a string or None, got int"),
+        ({"auth_header": ""}, "auth_header is not a valid HTTP header name " + TOK),
+        ({"auth_header": "Bearer s3cr3t"}, "auth_header is not a valid HTTP header name " + TOK),
+        ({"auth_header": "X-Key:"}, "auth_header is not a valid HTTP header name " + TOK),
+        ({"auth_header": "Authorization\r\nX: 1"},
+         "auth_header is not a valid HTTP header name " + TOK),
+        ({"auth_header": "Authorizätion"}, "auth_header is not a valid HTTP header name " + TOK),
+        ({"auth_header": "A", "auth_token": b"x"}, "auth_token must be a string, got bytes"),
+        ({"auth_header": "A", "auth_token": "Bearer s3cr3t\r\nX-Injected: 1"},
+         "auth_token contains a control character (U+000D)"),
+        ({"auth_header": "A", "auth_token": "s3cr3t\n"},
+         "auth_token contains a control character (U+000A)"),
+        ({"auth_header": "A", "auth_token": "s3cr3t\x00"},
+         "auth_token contains a control character (U+0000)"),
+        ({"auth_header": "A", "auth_token": "s3cr3t\x85"},
+         "auth_token contains a control character (U+0085)"),
+        ({"auth_header": "A", "auth_token": "s3cr3t\u2019"},
+         "auth_token contains a character that cannot be sent in an HTTP header "
+         "(U+2019, not Latin-1; a pasted typographic quote?)"),
+        ({"auth_token": "Bearer s3cr3t"},
+         "auth_token is set without auth_header: name the header it is sent in "
+         "(for example auth_header='Authorization'); Letta sends no token without one"),
+        ({"custom_headers": "abc"}, "custom_headers must be a mapping of str to str, got str"),
+        ({"custom_headers": 5}, "custom_headers must be a mapping of str to str, got int"),
+        ({"custom_headers": {"X": 1}}, "custom_headers['X'] must be a string, got int"),
         ({"custom_headers": {"X": "a\r\nInjected: 1"}},
-         "custom_headers has an invalid header 'X'"),
-        ({"custom_headers": {"": "v"}}, "custom_headers has an invalid header ''"),
+         "custom_headers['X'] contains a control character (U+000D)"),
+        ({"custom_headers": {"X": "ok", "Y": "s3cr3t\x00"}},
+         "custom_headers['Y'] contains a control character (U+0000)"),
+        ({"custom_headers": {"": "v"}},
+         "custom_headers: the name of header 1 is not a valid HTTP header name " + TOK),
+        ({"custom_headers": {"X-A": "1", "X-Key: s3cr3t": ""}},
+         "custom_headers: the name of header 2 is not a valid HTTP header name " + TOK),
+        ({"custom_headers": {"X B": "v"}},
+         "custom_headers: the name of header 1 is not a valid HTTP header name " + TOK),
+        ({"custom_headers": {"X\nB": "v"}},
+         "custom_headers: the name of header 1 is not a valid HTTP header name " + TOK),
+        ({"custom_headers": {1: "v"}},
+         "custom_headers: the name of header 1 is not a valid HTTP header name " + TOK),
     ],
 )
 def test_invalid_config_values_raise_config_error(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         _config(**changes)
     assert str(info.value) == message
+    assert "s3cr3t" not in str(info.value)
     assert isinstance(info.value, ValueError)
     assert isinstance(info.value, McpConnectError)
 
