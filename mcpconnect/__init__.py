@@ -33,7 +33,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from ._timeouts import Timeouts
-    from .client import Client, EventStream, connect, stream_events
+    from .client import Client, EventStream, connect, connect_request, stream_events
     from .flow import ConnectFlow
     from .models import ConnectState, McpConnectConfig, McpOauthEvent, McpTool, OauthStreamEvent
     from .servers import McpServer, add_server
@@ -43,6 +43,7 @@ _LAZY = {
     "Client": ".client",
     "EventStream": ".client",
     "connect": ".client",
+    "connect_request": ".client",
     "stream_events": ".client",
     "ConnectFlow": ".flow",
     "ConnectState": ".models",
@@ -81,6 +82,7 @@ __all__ = [
     "__version__",
     "add_server",
     "connect",
+    "connect_request",
     "stream_events",
 ]
 

@@ -39,7 +39,7 @@ from .transports._base import Request, Response, Transport, header, where, witho
 if TYPE_CHECKING:
     from .servers import McpServer
 
-__all__ = ["Client", "EventStream", "connect", "stream_events"]
+__all__ = ["Client", "EventStream", "connect", "connect_request", "stream_events"]
 
 log = logging.getLogger("mcpconnect")
 
@@ -342,9 +342,18 @@ class Client:
         """The same flow as :meth:`connect`, as an iterator of events (see
         :class:`EventStream`). Invalid arguments raise here; everything else while iterating."""
         _check_call(None, cancel)
-        return self._stream(self._connect_request(config), cancel, timeout)
+        return self._stream(self.connect_request(config), cancel, timeout)
 
-    def _connect_request(self, config: ConfigLike) -> Request:
+    def connect_request(self, config: ConfigLike) -> Request:
+        """The request :meth:`connect` sends for ``config``: ``POST
+        {base_url}/v1/tools/mcp/servers/connect`` with this client's headers (``Accept``,
+        ``Accept-Encoding``, ``Authorization``, ``User-Agent``, ``X-Letta-Source``,
+        ``Content-Type``) and the config in the wire's JSON shape as the body.
+
+        For code that does its own I/O (an asyncio client, say): send it with any HTTP
+        library and feed the body to :class:`~mcpconnect.sse.SSEDecoder` and
+        :class:`~mcpconnect.ConnectFlow`. Raises :class:`~mcpconnect.ConfigError` for an
+        invalid config."""
         body = json.dumps(_as_config(config).to_dict()).encode()
         headers = {**self._headers, "Content-Type": "application/json"}
         return Request("POST", self.base_url + CONNECT_PATH, headers, body)
@@ -649,8 +658,43 @@ def stream_events(
     )
     try:
         _check_call(None, cancel)
-        request = client._connect_request(config)
+        request = client.connect_request(config)
     except BaseException:
         client.close()
         raise
     return client._stream(request, cancel, None, on_close=client.close)
+
+
+class _NoTransport:
+    """The transport of a client that only builds requests."""
+
+    def send(self, request: Request, timeouts: Timeouts) -> Response:
+        raise RuntimeError("this client only builds requests")
+
+    def close(self) -> None:
+        pass
+
+
+def connect_request(
+    config: ConfigLike,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    settings_path: str | os.PathLike[str] | None = None,
+    source: str | None = "letta-code",
+    user_agent: str | None = None,
+) -> Request:
+    """The :class:`~mcpconnect.transports.Request` that :func:`connect` would send for
+    ``config`` (see :meth:`Client.connect_request`), with the settings resolved as
+    :class:`Client` resolves them: ``base_url`` and ``api_key`` from the arguments, else
+    ``LETTA_BASE_URL``/``LETTA_API_KEY``, else the settings file. Opens no connection and
+    imports no HTTP library.
+
+    Raises :class:`~mcpconnect.MissingApiKeyError` when there is no API key and
+    :class:`~mcpconnect.ConfigError` for an invalid argument or config.
+    """
+    client = Client(
+        base_url=base_url, api_key=api_key, transport=_NoTransport(),
+        settings_path=settings_path, source=source, user_agent=user_agent,
+    )
+    return client.connect_request(config)
