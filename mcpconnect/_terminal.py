@@ -31,6 +31,8 @@ _UNSAFE = re.compile(
     r"\ud800-\udfff]"  # lone surrogates (from JSON "\ud800")
 )
 
+_MAX_COLUMN = 40  # the widest a column but the last is padded to
+
 _SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}  # as repr() writes them
 
 
@@ -64,10 +66,14 @@ def table(
     :func:`safe` (with ``encoding``), so that the columns stay aligned.
 
     The last column is cut to fit ``width`` characters (ending in ``...``), but keeps at
-    least 20. No trailing spaces, no final newline.
+    least 20. Other columns are padded to their longest cell, but to no more than
+    ``_MAX_COLUMN`` characters: a longer cell is shown whole and shifts only its own row (so
+    one huge name cannot make every row huge). No trailing spaces, no final newline.
     """
     cells = [[safe(cell, encoding) for cell in row] for row in [header, *rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
+    widths = [
+        min(max(len(row[i]) for row in cells), _MAX_COLUMN) for i in range(len(header) - 1)
+    ]
     room = max(width - sum(w + 2 for w in widths), 20)
     lines = []
     for row in cells:

@@ -392,10 +392,11 @@ def test_server_text_in_progress_lines_table_and_log_is_escaped(
     assert any(line.startswith("DEBUG mcpconnect: event ") and SHOWN in line for line in err)
     # The table: names escaped exactly; descriptions with their whitespace runs made one space.
     described = SHOWN.replace("\\r", " ").replace("\\nConnected", " Connected")
+    assert len(SHOWN) > 40  # wider than a column is padded to
     assert done.stdout.splitlines() == [
-        "NAME" + " " * (len(SHOWN) - 2) + "DESCRIPTION",
+        "NAME" + " " * 38 + "DESCRIPTION",
         f"{SHOWN}  {described}",
-        "ok" + " " * len(SHOWN) + "fine",
+        "ok" + " " * 40 + "fine",
     ]
 
 
@@ -479,6 +480,9 @@ def test_table_escapes_cells_and_fits_the_last_column() -> None:
         "x\\x1b      " + "y" * 18 + "...",  # 32 characters
         "long-name  z",
     ]
+    huge = "n" * 10_000  # padding every row to it would make the table rows x 10 kB
+    text = table(("NAME", "D"), [(huge, "d"), ("a", "b")], width=80)
+    assert text.splitlines() == ["NAME" + " " * 38 + "D", huge + "  d", "a" + " " * 41 + "b"]
 
 
 # --- the browser -------------------------------------------------------------------------
