@@ -6,6 +6,7 @@ Every value is checked here, whatever its source, and a bad one is a
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import pathlib
@@ -32,6 +33,8 @@ MAX_SETTINGS_BYTES = 8 * 1024 * 1024
 
 # C0 controls, DEL and C1 controls: never in a header value or a URL.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# The ASCII characters a host name may have (others are left to IDNA, in the transport).
+_BAD_HOST_CHAR = re.compile(r"[\x00-\x7f](?<![A-Za-z0-9._~-])")
 
 
 def default_settings_path() -> pathlib.Path:
@@ -40,9 +43,11 @@ def default_settings_path() -> pathlib.Path:
 
 
 def check_header_text(value: object, what: str, *, secret: bool = False) -> str:
-    """``value`` if it can be sent as an HTTP header value: a string of Latin-1 characters
-    without control characters. Else a :class:`~mcpconnect.ConfigError` naming ``what``
-    (and, unless ``secret``, showing the value)."""
+    """``value`` if it can be sent as an HTTP header value: a string without control
+    characters, of Latin-1 characters (ASCII only for a ``secret``: an API key is ASCII,
+    and a pasted no-break space or quote would only make it wrong). Else a
+    :class:`~mcpconnect.ConfigError` naming ``what`` (and, unless ``secret``, showing the
+    value)."""
     if not isinstance(value, str):
         raise ConfigError(f"{what} must be a string, got {type(value).__name__}")
     shown = "" if secret else f": {value!r}"
@@ -51,11 +56,12 @@ def check_header_text(value: object, what: str, *, secret: bool = False) -> str:
         raise ConfigError(
             f"{what} contains a control character (U+{ord(bad.group()):04X}){shown}"
         )
+    highest, charset = (0x7F, "ASCII") if secret else (0xFF, "Latin-1")
     for char in value:
-        if ord(char) > 0xFF:
+        if ord(char) > highest:
             raise ConfigError(
                 f"{what} contains a character that cannot be sent in an HTTP header "
-                f"(U+{ord(char):04X}, not Latin-1; a pasted typographic quote?){shown}"
+                f"(U+{ord(char):04X}, not {charset}; a pasted typographic quote?){shown}"
             )
     return value
 
@@ -160,12 +166,24 @@ def check_base_url(url: object, what: str = "base_url") -> str:
         raise ConfigError(f"{what} is not a valid URL ({exc}): {shown}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{what} must be an absolute http(s) URL, got {shown}")
+    if not _valid_host(parts.netloc.rpartition("@")[2], parts.hostname):
+        raise ConfigError(f"{what} has an invalid host name: {shown}")
     if port == 0:
         raise ConfigError(f"{what} has port 0: {shown}")
     if "?" in url or "#" in url:
         # The API path is appended to the base URL: a query or fragment would swallow it.
         raise ConfigError(f"{what} must not have a query or a fragment, got {shown}")
     return url.rstrip("/")
+
+
+def _valid_host(hostport: str, host: str) -> bool:
+    if hostport.startswith("["):
+        try:
+            ipaddress.IPv6Address(host.partition("%")[0])
+        except ValueError:
+            return False
+        return True
+    return _BAD_HOST_CHAR.search(host) is None
 
 
 def resolve_base_url(

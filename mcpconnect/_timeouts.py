@@ -22,9 +22,15 @@ def _seconds(instance: object, attribute: attrs.Attribute[Any], value: Any) -> N
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
         0 < value <= MAX_SECONDS
     ):
+        # repr() of an int of over 4300 digits raises: show so big a number by its size.
+        huge = isinstance(value, int) and abs(value) > 10**15
+        shown = (
+            f"an integer of about {value.bit_length() * 0.30103:.0f} digits"
+            if huge else repr(value)
+        )
         raise ConfigError(
             f"{attribute.name} must be a number of seconds above 0 and at most "
-            f"{MAX_SECONDS:g} (30 days), or None for no limit, got {value!r}"
+            f"{MAX_SECONDS:g} (30 days), or None for no limit, got {shown}"
         )
 
 

@@ -205,7 +205,7 @@ def test_a_bad_base_url_never_shows_its_credentials() -> None:
     [
         (5, "base_url must be a string, got int"),
         (b"http://h.example", "base_url must be a string, got bytes"),
-        (pathlib.Path("/h"), "base_url must be a string, got PosixPath"),
+        (pathlib.Path("/h"), f"base_url must be a string, got {type(pathlib.Path()).__name__}"),
         ("http://[::1", "base_url is not a valid URL (Invalid IPv6 URL): 'http://[::1'"),
         ("http://h:99999", "base_url is not a valid URL (Port out of range 0-65535): "
                            "'http://h:99999'"),
@@ -223,6 +223,9 @@ def test_a_bad_base_url_never_shows_its_credentials() -> None:
         ("http://h?", "base_url must not have a query or a fragment, got 'http://h?'"),
         ("http://:80", "base_url must be an absolute http(s) URL, got 'http://:80'"),
         ("http://u:pw@[::1", "base_url is not a valid URL (Invalid IPv6 URL): 'http://***@[::1'"),
+        ("http://a!b.example", "base_url has an invalid host name: 'http://a!b.example'"),
+        ("http://u:pw@a,b:80", "base_url has an invalid host name: 'http://***@a,b:80'"),
+        ("http://[v1.fe]/", "base_url has an invalid host name: 'http://[v1.fe]/'"),
     ],
 )
 def test_bad_base_urls_are_config_errors(url: object, message: str) -> None:
@@ -247,7 +250,9 @@ def test_a_bad_base_url_names_its_source(tmp_path: pathlib.Path) -> None:
         (12345, "the API key (api_key) must be a string, got int"),
         (b"sk-key", "the API key (api_key) must be a string, got bytes"),
         ("sk-\u2019key", "the API key (api_key) contains a character that cannot be sent in an "
-                         "HTTP header (U+2019, not Latin-1; a pasted typographic quote?)"),
+                         "HTTP header (U+2019, not ASCII; a pasted typographic quote?)"),
+        ("sk-\u00a0key", "the API key (api_key) contains a character that cannot be sent in an "
+                         "HTTP header (U+00A0, not ASCII; a pasted typographic quote?)"),
         ("sk-key\t", "the API key (api_key) contains a control character (U+0009)"),
         ("sk-\x7fkey", "the API key (api_key) contains a control character (U+007F)"),
         ("sk-\x9bkey", "the API key (api_key) contains a control character (U+009B)"),
@@ -317,3 +322,12 @@ def test_a_nul_in_the_settings_path_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as info:
         resolve_api_key(None, environ={}, settings_path="/tmp/a\x00b")
     assert str(info.value).startswith("cannot read settings file")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1]:8283", "http://[fe80::1%25eth0]", "http://127.0.0.1:8283/letta",
+     "https://b\u00fccher.example", "http://my_host.local:80", "https://u:p@h.example"],
+)
+def test_good_base_urls_are_kept(url: str) -> None:
+    assert resolve_base_url(url, environ={}) == url
