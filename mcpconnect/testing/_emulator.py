@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import http.client
 import json
 import secrets
 import select
@@ -37,13 +38,16 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import attrs
 
 from . import _emulator_servers
 from ._emulator_servers import Registry
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 __all__ = ["DEFAULT_TOOLS", "LettaEmulator", "OauthMode", "RecordedRequest", "Scenario"]
 
@@ -308,6 +312,64 @@ class LettaEmulator:
         self.stop()
 
     @property
+    def api_key(self) -> str | None:
+        """The API key a client must send as ``Authorization: Bearer <api_key>``; ``None``
+        when the emulator takes any key (a client still needs one: see :meth:`client`)."""
+        return self._api_key
+
+    def client(self, **kwargs: Any) -> Client:
+        """A :class:`mcpconnect.Client` for this emulator: ``base_url`` and ``api_key`` set
+        (any key when :attr:`api_key` is ``None``); ``kwargs`` go to ``Client`` and win.
+
+        Close it (or use it in a ``with`` block) when done. Raises ``RuntimeError`` before
+        :meth:`start`.
+        """
+        from ..client import Client
+
+        kwargs.setdefault("base_url", self.base_url)
+        kwargs.setdefault("api_key", self._api_key if self._api_key is not None else "any-key")
+        return Client(**kwargs)
+
+    def authorize(self, url: str | None, *, timeout: float = 5.0) -> None:
+        """Do what the user does in the browser: visit an ``authorization_url`` event's ``url``
+        and follow its redirect to the OAuth callback.
+
+        In an ``"approve"`` scenario this releases the waiting stream, which then sends its
+        outcome; in ``"deny"`` the user refuses (the stream stays silent, as Letta's does).
+        Safe to call from ``on_event``. Raises ``ValueError`` for a URL that is not this
+        emulator's authorization page, ``RuntimeError`` if the emulator does not know the
+        authorization request (already used, or from another emulator), ``OSError`` (or
+        ``TimeoutError``) after ``timeout`` seconds per request.
+        """
+        prefix = self.base_url + AUTHORIZE_PATH + "?"
+        if not isinstance(url, str) or not url.startswith(prefix):
+            raise ValueError(f"not an authorization URL of this emulator ({prefix}...)")
+        location = _get(self._server_port(), url[len(self.base_url) :], timeout)
+        if location is None or not location.startswith(self.base_url + CALLBACK_PATH):
+            raise RuntimeError("the emulator does not know this authorization request")
+        _get(self._server_port(), location[len(self.base_url) :], timeout)
+
+    def wait_closed(self, timeout: float = 5.0) -> None:
+        """Wait until no client connection is open (:attr:`open_connections` is 0).
+
+        A connection the client closed is seen closed within a fraction of a second, not at
+        once; use this before asserting that nothing was left open. Raises ``TimeoutError``
+        if connections are still open after ``timeout`` seconds.
+        """
+        server = self._server
+        if server is None:
+            return
+        with self._cond:
+            if not self._cond.wait_for(lambda: not server.connections, timeout):
+                left = len(server.connections)
+                raise TimeoutError(f"{left} connection(s) still open after {timeout} s")
+
+    def _server_port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("LettaEmulator is not started")
+        return int(self._server.server_address[1])
+
+    @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT``; raises ``RuntimeError`` before :meth:`start`."""
         if self._server is None:
@@ -476,6 +538,7 @@ class _Server(ThreadingHTTPServer):
     def shutdown_request(self, request: Any) -> None:
         with self.emulator._cond:
             self.connections.pop(request, None)
+            self.emulator._cond.notify_all()  # for wait_closed()
         super().shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -755,6 +818,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-type", "text/html; charset=utf-8")
         self.end_headers()
         self.wfile.write(data)
+
+
+def _get(port: int, target: str, timeout: float) -> str | None:
+    """GET ``target`` from 127.0.0.1 as a browser would; the ``Location`` of a redirect."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", target)
+        response = conn.getresponse()
+        response.read()
+        return response.getheader("location")
+    finally:
+        conn.close()
 
 
 def _is_connect_by_id(path: str) -> bool:

@@ -162,9 +162,19 @@ class FakeTransport:
     or a callable that computes a response from the :class:`~mcpconnect.transports.Request`.
     Every request is recorded in :attr:`requests`; every response handed out in
     :attr:`responses_sent` (each has ``.closed``).
+
+    ``assert_all_used=True`` makes :meth:`close` raise ``AssertionError`` if scripted
+    responses were never requested (:attr:`unused` lists them); the ``fake_transport``
+    fixture closes its transport at the end of the test.
     """
 
-    def __init__(self, responses: FakeResponse | Iterable[FakeResponse] | Responder = ()) -> None:
+    def __init__(
+        self,
+        responses: FakeResponse | Iterable[FakeResponse] | Responder = (),
+        *,
+        assert_all_used: bool = False,
+    ) -> None:
+        self.assert_all_used = assert_all_used
         self._lock = threading.Lock()
         self._responder: Responder | None = None
         self._queue: list[FakeResponse] = []
@@ -207,7 +217,22 @@ class FakeTransport:
         return response
 
     def close(self) -> None:
+        """Mark the transport closed; the first call checks ``assert_all_used``."""
+        if self.closed:
+            return
         self.closed = True
+        unused = self.unused
+        if self.assert_all_used and unused:
+            raise AssertionError(
+                f"FakeTransport: {len(unused)} scripted response(s) never requested"
+                f" (statuses {[r.status for r in unused]})"
+            )
+
+    @property
+    def unused(self) -> list[FakeResponse]:
+        """The scripted responses no request has taken yet, in order."""
+        with self._lock:
+            return list(self._queue)
 
     @property
     def last_request(self) -> Request:
