@@ -44,12 +44,12 @@ def test_fixtures_from_a_user_test_file(pytester: pytest.Pytester) -> None:
                 raise AssertionError("no ServerError")
         """
     )
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=3)
 
 
 def test_fixtures_are_listed(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_inprocess("--fixtures", "-q")
+    result = pytester.runpytest_subprocess("--fixtures", "-q")
     result.stdout.fnmatch_lines(["*fake_transport*", "*letta_emulator*"])
 
 
@@ -89,7 +89,7 @@ def test_the_marker_chooses_the_scenario(pytester: pytest.Pytester) -> None:
             pass
         """
     )
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q", "--strict-markers")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "--strict-markers")
     result.assert_outcomes(passed=3, errors=2)
     result.stdout.fnmatch_lines(["*letta_scenario: *oauth*", "*needs a Scenario*"])
 
@@ -111,12 +111,12 @@ def test_the_scenario_fixture_can_be_overridden(pytester: pytest.Pytester) -> No
             assert letta_emulator.scenario.error == "from conftest"
         """
     )
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=1)
 
 
 def test_the_marker_is_registered(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_inprocess("--markers")
+    result = pytester.runpytest_subprocess("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.letta_scenario(scenario=None, **fields):*"])
 
 
@@ -158,7 +158,7 @@ def test_fixtures_ignore_the_users_environment_and_settings_file(
             assert len(tools) == 3
         """
     )
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=3)
 
 
@@ -177,7 +177,7 @@ def test_fake_transport_fixture_checks_unused_responses_when_asked(
             fake_transport.add(FakeResponse(500))
         """
     )
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at teardown of test_unused_asked*"])
     result.stdout.fnmatch_lines(["*1 scripted response(s) never requested*"])

@@ -47,7 +47,7 @@ def test_client_and_authorize_finish_an_oauth_flow() -> None:
     with LettaEmulator(Scenario(oauth="approve"), api_key="k") as emulator:
         with emulator.client() as client:
             assert client.base_url == emulator.base_url
-            tools = client.connect(CONFIG, on_event=approve_with(emulator, seen))
+            tools = client.connect(CONFIG, on_event=approve_with(emulator, seen), timeout=10)
         assert [t.name for t in tools] == ["echo", "add", "server_mode"]
         assert emulator.authorized == frozenset({"gh"})
         assert emulator.requests[0].headers["authorization"] == "Bearer k"
