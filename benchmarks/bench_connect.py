@@ -12,7 +12,9 @@ structures every tool into an ``McpTool`` and returns them; the floor is ``json.
 the success payload alone. Target: connect() at most 2x the floor.
 
 Times are best of N (the machine is small and noisy); the garbage collector runs before
-each timed call, and stays on during it, as it would in use.
+each timed call, and stays on during it, as it would in use. The library never touches the
+collector; a last line shows what an application gains by raising the collector's first
+threshold, as the README suggests for huge tool lists (the benchmark, not the library, does it).
 """
 
 from __future__ import annotations
@@ -92,10 +94,18 @@ def main() -> int:
     floor = best_of(repeat, run_json)
     took = best_of(repeat, run_connect)
     ratio = took / floor
+    thresholds = gc.get_threshold()
+    gc.set_threshold(10_000, *thresholds[1:])  # what an application may do; see the README
+    try:
+        tuned = best_of(repeat, run_connect)
+    finally:
+        gc.set_threshold(*thresholds)
     print(f"python {sys.version.split()[0]}; {n_tools} tools, {len(body) / 1e6:.1f} MB body "
           f"in {len(chunks)} chunks; best of {repeat}")
     print(f"  json.loads(payload)  {floor * 1e3:8.1f} ms")
     print(f"  mcpconnect.connect() {took * 1e3:8.1f} ms   {ratio:.2f}x  (target <= {TARGET:g}x)")
+    print(f"  connect(), the application's gc threshold 10,000 (README) "
+          f"{tuned * 1e3:8.1f} ms   {tuned / floor:.2f}x")
     if ratio > TARGET:
         print("  MISSED the target")
         return 0 if args.quick else 1

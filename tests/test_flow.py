@@ -11,20 +11,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import mcpconnect
 from mcpconnect import (
     ConfigError,
     ConnectFlow,
     ConnectState,
+    ConnectTimeoutError,
     McpOauthEvent,
     McpTool,
     MissingAuthorizationUrlError,
     OauthStreamEvent,
     ProtocolError,
     ServerError,
+    Timeouts,
 )
 from mcpconnect import flow as flow_module
 from mcpconnect.flow import MAX_TOOLS, NO_AUTHORIZATION_URL, TRANSITIONS
 from mcpconnect.sse import ServerSentEvent
+from mcpconnect.transports import FakeTransport, Hang, sse_stream
 
 CA, OR, AU, WFA, OK, ERR = (
     "connection_attempt",
@@ -451,3 +455,36 @@ def test_result_before_the_end_is_a_runtime_error() -> None:
     with pytest.raises(RuntimeError) as info:
         ConnectFlow().result()
     assert str(info.value) == "the flow is not over (state started)"
+
+
+# --- through connect(): the read loop hands the flow's limit to the watch ---------------
+
+
+def _connect(events: list[dict[str, Any]], timeout: Timeouts) -> tuple[object, list[Any]]:
+    seen: list[Any] = []
+    transport = FakeTransport(sse_stream(events, then=[Hang()]))
+    try:
+        return mcpconnect.connect(
+            {"server_name": "s", "type": "streamable_http", "server_url": "https://m.example/"},
+            on_event=seen.append, base_url="http://letta.invalid", api_key="k",
+            transport=transport, timeout=timeout,
+        ), seen
+    except mcpconnect.McpConnectError as exc:
+        return exc, seen
+
+
+@pytest.mark.parametrize("url", [None, ""])
+def test_connect_fails_at_once_after_an_authorization_url_without_a_url(url: str | None) -> None:
+    events = [PAYLOAD[CA], PAYLOAD[OR], {"event": AU, "url": url}, PAYLOAD[WFA]]
+    outcome, seen = _connect(events, Timeouts(read=None, authorization=None, total=10))
+    assert type(outcome) is MissingAuthorizationUrlError
+    assert [e.event.value for e in seen] == [CA, OR, AU, WFA]
+
+
+def test_connect_passes_repeats_on_and_keeps_the_authorization_limit() -> None:
+    events = [PAYLOAD[CA], PAYLOAD[CA], PAYLOAD[OR], PAYLOAD[AU], PAYLOAD[WFA], PAYLOAD[OR],
+              PAYLOAD[WFA]]
+    outcome, seen = _connect(events, Timeouts(read=0.05, authorization=0.3, total=10))
+    assert isinstance(outcome, ConnectTimeoutError)
+    assert (outcome.limit, outcome.state) == ("authorization", "waiting_for_auth")
+    assert [e.event.value for e in seen] == [CA, CA, OR, AU, WFA, OR, WFA]
