@@ -776,3 +776,17 @@ def test_ctrl_c_after_the_output_is_not_an_interruption(
     assert json.loads(out) == [dict(tool) for tool in DEFAULT_TOOLS]
     assert "interrupted" not in err
     assert "Traceback" not in err
+
+
+def test_a_proxy_failure_names_no_urllib3_class() -> None:
+    from mcpconnect.transports._urllib3 import _describe
+
+    with socket.socket() as sock:  # a port that was free a moment ago, now closed
+        sock.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with urllib3.ProxyManager(proxy) as pool, pytest.raises(urllib3.exceptions.ProxyError) as info:
+        pool.request("GET", "http://127.0.0.1:9/", retries=False, timeout=5)
+    described = _describe(info.value)
+    assert described.startswith("cannot use the proxy: ConnectionRefusedError: ")
+    for name in ("ProxyError", "NewConnectionError", "HTTPConnection", "urllib3"):
+        assert name not in described

@@ -46,6 +46,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 from urllib3.exceptions import ProtocolError as _Urllib3ProtocolError
+from urllib3.exceptions import ProxyError as _Urllib3ProxyError
 from urllib3.util.connection import allowed_gai_family
 
 from .._timeouts import Timeouts
@@ -241,14 +242,19 @@ _POOL_CLASSES = {"http": _TrackedHTTPConnectionPool, "https": _TrackedHTTPSConne
 def _describe(exc: BaseException) -> str:
     """What went wrong, for a message: urllib3's texts may hold URLs, never their user-info.
 
-    urllib3's ``ProtocolError`` (easily taken for mcpconnect's) is described by its cause,
-    and an early end of the body in words, so that no urllib3 class name shows."""
+    urllib3's ``ProtocolError`` (easily taken for mcpconnect's) and ``ProxyError`` are
+    described by their cause, and an early end of the body in words, so that no urllib3
+    class name shows."""
     reason = getattr(exc, "reason", None) or exc
-    if isinstance(reason, _Urllib3ProtocolError):  # ("Connection broken: ...", cause)
+    if isinstance(reason, (_Urllib3ProtocolError, _Urllib3ProxyError)):  # (text, cause)
         cause = reason.args[-1] if reason.args else None
         if not isinstance(cause, BaseException):
             return without_userinfo(str(cause or "the connection broke"))
+        if isinstance(reason, _Urllib3ProxyError):
+            return f"cannot use the proxy: {_describe(cause)}"
         reason = cause
+    if isinstance(reason, NewConnectionError) and isinstance(reason.__cause__, OSError):
+        reason = reason.__cause__  # its own text names urllib3's connection class
     if isinstance(reason, http.client.IncompleteRead):  # urllib3's InvalidChunkLength too
         # A closed connection and a chunk size that is no number look the same here.
         return "the response body was cut short or malformed"
