@@ -245,3 +245,19 @@ def test_recorded_requests_hide_their_secrets() -> None:
     check(text)
     assert "'auth_token': '<redacted>'" in text
     assert "'custom_headers': {'X-Key': '<redacted>'}" in text
+
+
+def test_no_message_shows_a_password_of_the_base_url() -> None:
+    base = f"http://me:{PASSWORD}@127.0.0.1:9"
+    outcomes: list[BaseException] = []
+    for transport in (FakeTransport(), None):  # no response left; connection refused
+        try:
+            mcpconnect.connect(CONFIG, base_url=base, api_key=API_KEY, transport=transport,
+                               timeout=Timeouts(connect=5, total=10))
+        except McpConnectError as exc:
+            outcomes.append(exc)
+    assert [type(e) for e in outcomes] == [mcpconnect.TransportError] * 2
+    for error in outcomes:
+        text = "".join(traceback.format_exception(error))
+        assert PASSWORD not in text
+        assert "127.0.0.1" in str(error)

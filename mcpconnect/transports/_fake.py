@@ -13,7 +13,7 @@ import attrs
 
 from .._timeouts import Timeouts
 from ..errors import ConnectTimeoutError, TransportError
-from ._base import Request
+from ._base import Request, without_userinfo
 
 __all__ = [
     "FakeResponse",
@@ -207,7 +207,8 @@ class FakeTransport:
                 script = self._queue.pop(0)
             else:
                 raise TransportError(
-                    f"FakeTransport has no response left for {request.method} {request.url}"
+                    f"FakeTransport has no response left for {request.method} "
+                    f"{without_userinfo(request.url)}"
                 )
         if script.connecting or script.waiting:
             _play_head(script, request, timeouts)
