@@ -44,7 +44,14 @@ from .errors import (
     ServerNotFoundError,
     without_userinfo,
 )
-from .models import NO_EXTRA, McpConnectConfig, McpOauthEvent, McpTool, OauthStreamEvent
+from .models import (
+    NO_EXTRA,
+    McpConnectConfig,
+    McpOauthEvent,
+    McpTool,
+    OauthStreamEvent,
+    _FrozenMap,
+)
 from .transports._base import Request, Transport, header, where
 
 __all__ = ["NAME_PATTERN", "McpServer", "add_server", "default_server_name"]
@@ -97,8 +104,8 @@ class McpServer:
     <mcpconnect.Client.add_server>` returned; ``None`` for a server read back from Letta
     (list or get), which does not say. ``auth_header``, ``auth_token`` and ``custom_headers``
     are what Letta stored (it shows a token as ``Bearer …``). Keys this version does not know
-    are kept in ``extra``. The ``repr`` hides the token, the header values, ``extra`` and any
-    ``user:password@`` in the URL.
+    are kept in ``extra``. Mappings are read-only copies. The ``repr`` hides the token, the
+    header values, ``extra`` and any ``user:password@`` in the URL.
     """
 
     id: str
@@ -108,8 +115,10 @@ class McpServer:
     tools: tuple[McpTool, ...] | None = attrs.field(default=None, repr=_tool_names)
     auth_header: str | None = None
     auth_token: str | None = attrs.field(default=None, repr=_hidden)
-    custom_headers: Mapping[str, str] | None = attrs.field(default=None, repr=_header_names)
-    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, repr=False)
+    custom_headers: Mapping[str, str] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(_FrozenMap), repr=_header_names
+    )
+    extra: Mapping[str, Any] = attrs.field(default=NO_EXTRA, converter=_FrozenMap, repr=False)
 
     @classmethod
     def from_dict(

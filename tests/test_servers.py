@@ -207,6 +207,34 @@ def test_default_server_name(url: str, name: str) -> None:
     assert default_server_name(url) == name
 
 
+def test_the_connect_limit_during_the_connect_sends_no_create(hung_url: str) -> None:  # noqa: F811
+    transport = Urllib3Transport()
+    try:
+        with pytest.raises(ConnectTimeoutError) as info:
+            mcpconnect.add_server(config(), base_url=hung_url, api_key=KEY, transport=transport,
+                                  timeout=Timeouts(connect=0.2, read=0.05, total=10))
+    finally:
+        transport.close()
+    assert (info.value.limit, info.value.state) == ("connect", "connecting")
+
+
+def test_mcp_server_is_frozen_and_pickles() -> None:
+    import pickle
+
+    headers = {"X-A": "1"}
+    server = McpServer.from_dict({"id": "i", "server_name": "n", "mcp_server_type": "sse",
+                                  "custom_headers": headers, "more": [1]},
+                                 tools=(McpTool(name="t"),))
+    headers["X-A"] = "changed"
+    assert server.custom_headers == {"X-A": "1"}
+    with pytest.raises(TypeError):
+        server.custom_headers["X-B"] = "2"  # type: ignore[index]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        server.id = "other"  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(server)) == server
+    assert server.extra == {"more": [1]}
+
+
 def test_a_mapping_without_server_name_gets_the_default_name() -> None:
     fake = FakeTransport([connect_ok("github"), created("github")])
     server = add(fake, {"type": "streamable_http", "server_url": "https://mcp.github.com/mcp"})
