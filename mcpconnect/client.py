@@ -517,8 +517,8 @@ def _run(
         flow = ConnectFlow()
         try:
             _check_response(response)
-        except ConnectionFailedError:
-            raise  # the status is in: it stays the error, whatever happened to the body
+        except (ConnectionFailedError, ProtocolError):
+            raise  # the head is in and is the error, whatever happened to the body
         try:
             decoder = SSEDecoder(bare_json_lines=True)
             for chunk in response.iter_chunks():
@@ -599,8 +599,12 @@ def _check_response(response: Response) -> None:
         )
     content_type = header(response.headers, "content-type")
     if content_type is not None and _media_type(content_type) != "text/event-stream":
-        # One read only: the point is not to wait on a body that is not a stream.
-        first = next(iter(response.iter_chunks()), b"")
+        # One read only: the point is not to wait on a body that is not a stream. Whatever
+        # that read does, the content type is the error.
+        try:
+            first = next(iter(response.iter_chunks()), b"")
+        except (McpConnectError, OSError):
+            first = b""
         preview = first[:200].decode("utf-8", "replace")
         raise ProtocolError(
             f"expected an event stream, got {content_type!r}: {preview!r}"

@@ -811,3 +811,14 @@ def test_client_close_cancels_streams_not_yet_read_and_refuses_new_connects() ->
     assert str(info.value) == "this Client is closed: make a new one to connect"
     assert transport.requests == []
     client.close()  # idempotent
+
+
+@pytest.mark.parametrize(
+    "chunks", [[ConnectionResetError("reset")], [TransportError("broke")], [Hang()]],
+    ids=["reset", "transport error", "stall"],
+)
+def test_a_wrong_content_type_stays_the_error_whatever_its_body_does(chunks: list[Any]) -> None:
+    outcome, _, _ = run(FakeResponse(200, {"content-type": "text/html"}, chunks),
+                        timeout=Timeouts(read=0.1, total=30))
+    assert type(outcome) is ProtocolError
+    assert str(outcome) == "expected an event stream, got 'text/html': ''"
