@@ -1,20 +1,19 @@
-"""Tests of the SSE decoder: the WHATWG examples, one test per rule, the limits, and a
-hypothesis property that chunking never changes the events (and that they match a
-spec-literal reference decoder)."""
+"""Tests of the SSE decoder: the WHATWG examples, one test per rule, the reconnection time,
+the limits and the memory they bound, the regressions of issue 8, and hypothesis properties:
+any chunking of any stream gives the events (and reconnection time) of a spec-literal
+reference decoder, with the decoder's internal thresholds crossed."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
-import random
-import re
 import subprocess
 import sys
-import unittest.mock
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
-import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,6 +45,13 @@ def chunkings(data: bytes) -> Iterator[list[bytes]]:
     yield [data[i : i + 1] for i in range(len(data))]
     for i in range(len(data) + 1):
         yield [data[:i], data[i:]]
+
+
+def in_chunks(data: bytes, size: int | None) -> list[bytes]:
+    """``data`` whole (size None) or in chunks of ``size`` bytes."""
+    if size is None:
+        return [data]
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 def assert_decodes(data: bytes, expected: list[ServerSentEvent], **kwargs: object) -> None:
@@ -380,33 +386,58 @@ def test_unterminated_line_raises_as_soon_as_it_is_over_the_limit() -> None:
         decoder.feed(b"data: a\n\n" + b"x" * 101)
 
 
+# max_event_bytes counts each data line's bytes plus 64, what a line costs in memory beside
+# them; the LF between lines is inside that 64.
+OVERHEAD = 64
+
+
 def test_event_at_the_limit_is_accepted() -> None:
-    # 100 bytes of data: 49 + "\n" + 50.
     stream = b"data: " + b"a" * 49 + b"\ndata: " + b"b" * 50 + b"\n\n"
-    assert_decodes(stream, [E(data="a" * 49 + "\n" + "b" * 50)], max_event_bytes=100)
-    assert_decodes(b"data: " + b"x" * 100 + b"\n\n", [E(data="x" * 100)], max_event_bytes=100)
+    limit = 99 + 2 * OVERHEAD
+    assert_decodes(stream, [E(data="a" * 49 + "\n" + "b" * 50)], max_event_bytes=limit)
+    assert_decodes(b"data: " + b"x" * 100 + b"\n\n", [E(data="x" * 100)], max_event_bytes=164)
+    assert_decodes(b"data\n" * 3 + b"\n", [E(data="\n\n")], max_event_bytes=3 * OVERHEAD)
 
 
 def test_event_over_the_limit_raises() -> None:
-    stream = b"data: " + b"a" * 50 + b"\ndata: " + b"b" * 50 + b"\n\n"  # 101 bytes of data
+    stream = b"data: " + b"a" * 50 + b"\ndata: " + b"b" * 50 + b"\n\n"
     for chunks in chunkings(stream):
-        with pytest.raises(ProtocolError, match=r"max_event_bytes \(100\)"):
-            decode(chunks, max_event_bytes=100)
-    with pytest.raises(ProtocolError, match=r"max_event_bytes \(100\)"):
-        decode([b"data\n" * 102 + b"\n"], max_event_bytes=100)  # 101 LFs
+        with pytest.raises(ProtocolError, match=r"max_event_bytes \(227\)"):
+            decode(chunks, max_event_bytes=99 + 2 * OVERHEAD)
+    with pytest.raises(ProtocolError, match=r"max_event_bytes \(192\)"):
+        decode([b"data\n" * 4 + b"\n"], max_event_bytes=3 * OVERHEAD)  # four empty lines
 
 
-def test_event_limit_counts_utf8_bytes() -> None:
-    assert decode([b"data: " + "é".encode() * 50 + b"\n\n"], max_event_bytes=100) == [
+def test_event_limit_counts_bytes_as_received() -> None:
+    assert decode([b"data: " + "é".encode() * 50 + b"\n\n"], max_event_bytes=164) == [
         E(data="é" * 50)
     ]
     with pytest.raises(ProtocolError, match=r"max_event_bytes"):
-        decode([b"data: " + "é".encode() * 51 + b"\n\n"], max_event_bytes=100)
+        decode([b"data: " + "é".encode() * 51 + b"\n\n"], max_event_bytes=164)
+    # An invalid byte counts as one byte (it becomes U+FFFD when decoded).
+    assert decode([b"data: \xff\n\n"], max_event_bytes=65) == [E(data="\ufffd")]
 
 
 def test_event_limit_is_per_event() -> None:
     stream = b"data: " + b"x" * 60 + b"\n\n"
-    assert_decodes(stream * 5, [E(data="x" * 60)] * 5, max_event_bytes=100)
+    assert_decodes(stream * 5, [E(data="x" * 60)] * 5, max_event_bytes=124)
+
+
+def test_limits_apply_to_chunks_that_are_one_event() -> None:
+    # After the first line, a chunk that is exactly one "data: <line>\n\n" event takes the
+    # shortcut in feed(); the limits hold there too, and a chunk just within them is taken.
+    for limits, chunk in [
+        ({"max_line_bytes": 100}, b"data: " + b"x" * 95 + b"\n\n"),
+        ({"max_event_bytes": 164}, b"data: " + b"x" * 101 + b"\n\n"),
+        ({"max_event_bytes": 164}, b"data: " + "é".encode() * 51 + b"\n\n"),
+    ]:
+        decoder = SSEDecoder(**limits)  # type: ignore[arg-type]
+        assert decoder.feed(b"data: a\n\n") == [E(data="a")]
+        with pytest.raises(ProtocolError, match=r"max_(line|event)_bytes \(1[06][04]\)"):
+            decoder.feed(chunk)
+    decoder = SSEDecoder(max_line_bytes=100, max_event_bytes=94 + OVERHEAD)
+    assert decoder.feed(b"data: a\n\n") == [E(data="a")]
+    assert decoder.feed(b"data: " + b"x" * 94 + b"\n\n") == [E(data="x" * 94)]
 
 
 @pytest.mark.parametrize("value", [0, -1, True, 1.5, "10", None])
@@ -417,172 +448,266 @@ def test_limits_must_be_positive_ints(value: object) -> None:
         SSEDecoder(max_event_bytes=value)  # type: ignore[arg-type]
 
 
-# --- Cost: count the decoder's Python work, not time ---------------------------------------
+# --- The reconnection time (SSEDecoder.retry) ----------------------------------------------
 
 
-def _opcodes_per_feed(chunks: list[bytes]) -> list[int]:
-    """How many bytecodes of mcpconnect/sse.py each feed() runs."""
-    import mcpconnect.sse as module
-
+def reconnection_times(chunks: list[bytes]) -> tuple[list[ServerSentEvent], int | None]:
     decoder = SSEDecoder()
-    count = 0
-
-    def tracer(frame, event, arg):  # type: ignore[no-untyped-def]
-        nonlocal count
-        if frame.f_code.co_filename != module.__file__:
-            return None
-        frame.f_trace_opcodes = True
-        if event == "opcode":
-            count += 1
-        return tracer
-
-    counts = []
+    events: list[ServerSentEvent] = []
     for chunk in chunks:
-        count = 0
-        sys.settrace(tracer)
-        try:
+        events += decoder.feed(chunk)
+    return events, decoder.retry
+
+
+def test_retry_is_set_when_read_even_in_a_block_without_data() -> None:
+    # eventsource-parser's case: the 500 comes in a block that dispatches no event.
+    for chunks in chunkings(b"\nretry: 500\n\ndata: first\n\n"):
+        assert reconnection_times(chunks) == ([E(data="first")], 500)
+
+
+def test_retry_is_set_before_its_block_ends() -> None:
+    decoder = SSEDecoder()
+    assert decoder.retry is None
+    assert decoder.feed(b"retry: 1500\ndata: a\n") == []
+    assert decoder.retry == 1500
+    assert decoder.feed(b"\n") == [E(data="a", retry=1500)]
+
+
+def test_retry_keeps_the_last_valid_value() -> None:
+    stream = b"retry: 10\n\nretry: x\n\ndata: a\nretry: 20\nretry: 2 0\n\nretry:\ndata: b\n\n"
+    for chunks in chunkings(stream):
+        assert reconnection_times(chunks) == ([E(data="a", retry=20), E(data="b")], 20)
+
+
+def test_retry_stays_after_close() -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b"retry: 7\n")
+    decoder.close()
+    assert decoder.retry == 7
+
+
+# --- Memory: what the limits bound (bytes held, counted by tracemalloc) --------------------
+
+
+def peak_bytes(chunks: list[bytes], **limits: int) -> tuple[int, bool]:
+    """Peak memory traced while ``chunks`` (allocated before) are decoded, and whether a
+    ProtocolError stopped it."""
+    decoder = SSEDecoder(**limits)  # type: ignore[arg-type]
+    tracemalloc.start()
+    try:
+        for chunk in chunks:
             decoder.feed(chunk)
-        finally:
-            sys.settrace(None)
-        counts.append(count)
-    return counts
+    except ProtocolError:
+        raised = True
+    else:
+        raised = False
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, raised
 
 
-def test_python_work_per_chunk_of_a_long_line_does_not_grow() -> None:
-    # A line arriving in pieces: every piece after the first costs the same number of
-    # bytecodes, however much of the line is already buffered. (The C-level work per piece
-    # is proportional to the piece; the benchmark shows the whole is linear.)
-    # Only every 64 KiB or so, the buffered piece moves to a list: one more kind of count.
-    for size in (1, 7, 4096):
-        counts = _opcodes_per_feed([b"data: "] + [b"x" * size] * 300)
-        usual = max(set(counts[1:]), key=counts.count)
-        others = [c for c in counts[1:] if c != usual]
-        assert len(others) <= size * 300 // 65536
-        assert len(set(others)) <= 1
-    # The line's end costs the same whether the line came in 10 or 300 pieces.
-    short = _opcodes_per_feed([b"data: "] + [b"x" * 7] * 10 + [b"\n\n"])
-    long = _opcodes_per_feed([b"data: "] + [b"x" * 7] * 300 + [b"\n\n"])
-    assert short[-1] == long[-1]
+LIMIT = 512 * 1024
+
+
+def test_tiny_data_lines_without_a_blank_line_stop_at_the_event_limit() -> None:
+    # Issue 9: "data: xy\n" repeated with no blank line grew to 1.57 GB under a 64 MiB cap,
+    # because the cap counted 3 bytes per line and each line held about 60.
+    stream = b"data: xy\n" * (4 * LIMIT // 9)
+    for size in (65536, 9 * 1000):
+        chunks = in_chunks(stream, size)
+        peak, raised = peak_bytes(chunks, max_event_bytes=LIMIT)
+        assert raised
+        assert peak < 2 * LIMIT, peak
+
+
+@pytest.mark.parametrize(("unit", "bound"), [("x", 2.5), ("xé", 3.5)])
+def test_a_line_at_the_line_limit_holds_a_small_multiple_of_it(unit: str, bound: float) -> None:
+    # At the end of the line: its pieces and the line joined from them (2x), then the line
+    # and its text being decoded: 1x more for ASCII, 2x for non-ASCII UTF-8, whose decoder
+    # (CPython's) works in a buffer as long as the bytes.
+    piece = unit.encode()
+    line = b"data: " + piece * ((LIMIT - 6) // len(piece)) + b"x" * ((LIMIT - 6) % len(piece))
+    assert len(line) == LIMIT
+    stream = line + b"\n\n"
+    for size in (7, 1000, 65536, len(stream)):
+        chunks = in_chunks(stream, size)
+        peak, raised = peak_bytes(chunks, max_line_bytes=LIMIT)
+        assert not raised
+        assert peak < bound * LIMIT, (size, peak)
+        too_long = [*chunks[:-1], b"y" + chunks[-1]]
+        peak, raised = peak_bytes(too_long, max_line_bytes=LIMIT)
+        assert raised
+        assert peak < 1.5 * LIMIT, (size, peak)
+
+
+def test_unterminated_line_stops_at_the_line_limit() -> None:
+    peak, raised = peak_bytes([b"x" * 7] * (LIMIT // 7 + 1), max_line_bytes=LIMIT)
+    assert raised
+    assert peak < 1.5 * LIMIT, peak
+
+
+# --- Regressions of issue 8 ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [None, 1, 4096, 65536, 9])
+def test_small_events_past_64_kib_keep_every_byte(size: int | None) -> None:
+    stream = b"data: x\n\n" * 7289 + b"data:hello\n\n" + b"data: x\n\n"
+    chunks = in_chunks(stream, size)
+    events = decode(chunks)
+    assert [e.data for e in events if e.data != "x"] == ["hello"]
+    assert len(events) == 7291
+
+
+@pytest.mark.parametrize("size", [None, 1, 4096, 65536, 9])
+def test_a_comment_past_64_kib_dispatches_nothing(size: int | None) -> None:
+    stream = b"data: x\n\n" * 7289 + b": ping\n\n" + b"data: x\n\n"
+    chunks = in_chunks(stream, size)
+    assert decode(chunks) == [E(data="x")] * 7290
+
+
+# --- Cost: the incomplete line is never searched again -------------------------------------
 
 
 class ScanCountingBytes(bytes):
-    """bytes that add up how many bytes their search methods look at (find stops at the
-    first match, rfind at the last, count looks at its whole range)."""
+    """bytes that add up how many bytes their searches and slices look at (find stops at
+    the first match, rfind at the last from the end)."""
 
     scanned = 0
 
-    def _range(self, start: int | None, stop: int | None) -> tuple[int, int]:
+    @staticmethod
+    def _range(self: bytes, start: int | None, stop: int | None) -> tuple[int, int]:
         begin, end, _ = slice(start, stop).indices(len(self))
         return begin, max(begin, end)
 
+    def __contains__(self, sub):  # type: ignore[no-untyped-def,override]
+        found = super().find(sub)
+        ScanCountingBytes.scanned += found + 1 if found >= 0 else len(self)
+        return found >= 0
+
     def find(self, sub, start=None, stop=None):  # type: ignore[no-untyped-def,override]
-        begin, end = self._range(start, stop)
+        begin, end = self._range(self, start, stop)
         found = super().find(sub, begin, end)
         ScanCountingBytes.scanned += (found + len(sub) if found >= 0 else end) - begin
         return found
 
     def rfind(self, sub, start=None, stop=None):  # type: ignore[no-untyped-def,override]
-        begin, end = self._range(start, stop)
+        begin, end = self._range(self, start, stop)
         found = super().rfind(sub, begin, end)
         ScanCountingBytes.scanned += end - (found if found >= 0 else begin)
         return found
 
-    def count(self, sub, start=None, stop=None):  # type: ignore[no-untyped-def,override]
-        begin, end = self._range(start, stop)
-        ScanCountingBytes.scanned += end - begin
-        return super().count(sub, begin, end)
+    def split(self, sep=None, maxsplit=-1):  # type: ignore[no-untyped-def,override]
+        ScanCountingBytes.scanned += len(self)
+        return super().split(sep, maxsplit)
 
     def __getitem__(self, key):  # type: ignore[no-untyped-def,override]
         if isinstance(key, slice):
-            begin, end = self._range(key.start, key.stop)
+            begin, end = self._range(self, key.start, key.stop)
             ScanCountingBytes.scanned += end - begin
         return super().__getitem__(key)
 
 
 @pytest.mark.parametrize(
-    "stream",
+    ("stream", "size"),
     [
-        b"data: x\n\n" * 2000 + b"data: y\nid: 1\n\n" + b"data: x\n\n" * 2000,
-        (b"data: x\n\n" * 9 + b"data: y\ndata: z\n\n") * 400,
-        b"data: x\n\n: ping\n\n" * 2000,
-        b"event: e\ndata: x\n\n" * 2000,
-        b"data: " + b"x" * 100_000 + b"\n\n" + b"data: x\n\n" * 2000 + b"data: x\n",
+        (b"data: " + b"x" * 200_000 + b"\n\n", 1),
+        (b"data: " + b"x" * 200_000 + b"\n\n", 7),
+        (b"data: " + b"x" * 200_000 + b"\n\n", 1000),
+        (b"data: x\n\n" * 20_000, None),
+        (b"data: " + b"x" * 100_000 + b"\n\n" + b"id: 1\ndata: x\n\n" * 2000, None),
+        ((b"data: " + b"x" * 300 + b"\n" + b"data: y\n" * 30) * 200 + b"\n", None),
     ],
-    ids=[
-        "odd-event-in-a-run",
-        "odd-event-every-tenth",
-        "comments",
-        "typed-events",
-        "big-and-small",
-    ],
+    ids=["long-line-1", "long-line-7", "long-line-1000", "small-events", "big-and-small", "mixed"],
 )
-def test_each_byte_is_searched_a_bounded_number_of_times(
-    stream: bytes, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Counts work, not time: the bytes that find/rfind/count look at, the bytes sliced, and
-    # the bytes decoded (a fast path that gave up and retried on the rest of the block would
-    # look at the block once per event).
-    decode_range = mcpconnect.sse._decode
-
-    def counting_decode(block: bytes, start: int, stop: int) -> str:
-        ScanCountingBytes.scanned += stop - start
-        return decode_range(block, start, stop)
-
-    monkeypatch.setattr(mcpconnect.sse, "_decode", counting_decode)
+def test_each_byte_is_searched_a_bounded_number_of_times(stream: bytes, size: int | None) -> None:
+    # Counts work, not time: a decoder that searched the incomplete line again for each new
+    # piece would look at the long line once per piece.
+    chunks = in_chunks(stream, size)
     ScanCountingBytes.scanned = 0
-    events = SSEDecoder().feed(ScanCountingBytes(stream))
-    assert events == reference_decode(stream)
-    assert ScanCountingBytes.scanned <= 6 * len(stream)
+    decoder = SSEDecoder()
+    events = [e for chunk in chunks for e in decoder.feed(ScanCountingBytes(chunk))]
+    assert events == reference_decode(stream)[0]
+    assert ScanCountingBytes.scanned <= 8 * len(stream)
 
 
-# --- Properties ----------------------------------------------------------------------------
+# --- Properties, against a spec-literal reference decoder ----------------------------------
 
 
-def reference_decode(data: bytes, bare_json_lines: bool = False) -> list[ServerSentEvent]:
-    """The WHATWG algorithm, literally, on the whole stream at once."""
-    text = data.decode("utf-8", "replace")
+def reference_decode(
+    data: bytes, bare_json_lines: bool = False
+) -> tuple[list[ServerSentEvent], int | None]:
+    """The WHATWG "event stream interpretation", step by step, on the whole stream at once.
+    Returns the events and the reconnection time (the last valid ``retry`` field)."""
+    text = data.decode("utf-8", "replace")  # the spec's "UTF-8 decode" drops one BOM...
     if text.startswith("\ufeff"):
         text = text[1:]
-    lines = re.split("\r\n|\r|\n", text)[:-1]  # the last piece is unterminated
-    events = []
-    buffer, event_type, last_id, retry = "", "", "", None
-    for line in lines:
-        if line == "":
-            if buffer:
-                events.append(E(event_type or "message", buffer[:-1], last_id, retry))
-            buffer, event_type, retry = "", "", None
-            continue
-        if line.startswith(":"):
-            continue
-        if ":" in line:
-            name, value = line.split(":", 1)
-            value = value[1:] if value.startswith(" ") else value
+    lines: list[str] = []
+    line: list[str] = []
+    i = 0
+    while i < len(text):  # ...and a line ends at CRLF, a lone CR or a lone LF
+        char = text[i]
+        if char in "\r\n":
+            lines.append("".join(line))
+            line = []
+            if text[i : i + 2] == "\r\n":
+                i += 1
         else:
-            name, value = line, ""
-        if name == "data":
-            buffer += value + "\n"
-        elif name == "event":
+            line.append(char)
+        i += 1
+    # What is left in `line` never ended: it is discarded at the end of the stream.
+    events: list[ServerSentEvent] = []
+    data_buffer, event_type, last_id = "", "", ""
+    block_retry: int | None = None
+    reconnection: int | None = None
+    for line_ in lines:
+        if line_ == "":
+            if data_buffer != "":
+                events.append(
+                    E(event_type or "message", data_buffer.removesuffix("\n"), last_id, block_retry)
+                )
+            data_buffer, event_type, block_retry = "", "", None
+            continue
+        if line_.startswith(":"):
+            continue
+        if ":" in line_:
+            field, value = line_.split(":", 1)
+            if value.startswith(" "):
+                value = value[1:]
+        else:
+            field, value = line_, ""
+        if field == "event":
             event_type = value
-        elif name == "id":
+        elif field == "data":
+            data_buffer += value + "\n"
+        elif field == "id":
             if "\0" not in value:
                 last_id = value
-        elif name == "retry":
+        elif field == "retry":
             if value and all(c in "0123456789" for c in value):
-                retry = int(value)
-        elif bare_json_lines and line.startswith("{"):
-            events.append(E("message", line, last_id, None))
-    return events
+                with contextlib.suppress(ValueError):  # over Python's int digit limit
+                    reconnection = block_retry = int(value)
+        elif bare_json_lines and line_.startswith("{"):
+            events.append(E("message", line_, last_id, None))
+    return events, reconnection
 
 
 FRAGMENTS = [
     b"data",
     b"data:",
     b"data: ",
+    b"data:  ",
     b"event: x",
+    b"event",
     b"id",
     b"id: 1",
+    b"id: \x00",
     b"retry: 12",
+    b"retry: 1x",
     b"retry",
+    b"foo: bar",
+    b"Data: no",
+    b"no colon",
     b":",
     b": c",
     b" ",
@@ -607,62 +732,131 @@ FRAGMENTS = [
     b"data: x\n\n",
     b"data: yy\r\n\r\n",
     b"data: z\r\r",
+    b"data:" + b"w" * 40 + b"\n",
 ]
-# Runs of "data: V\n\n" events (the decoder's fast path: event by event for the first
-# eight, then in bulk), broken now and then by any other fragment.
+fragment_streams = st.lists(st.sampled_from(FRAGMENTS), max_size=60).map(b"".join)
 data_events = st.builds(
     lambda value: b"data: " + value + b"\n\n",
     st.one_of(st.binary(max_size=8), st.sampled_from([b"x", b"\xe2\x82\xac", b"\xe2\x82", b"a\r"])),
 )
-data_runs = st.lists(data_events, min_size=9, max_size=20).map(b"".join)
 streams = st.one_of(
-    st.tuples(
-        data_runs, st.lists(st.sampled_from(FRAGMENTS), max_size=6).map(b"".join), data_runs
-    ).map(b"".join),
-    st.lists(st.sampled_from(FRAGMENTS), max_size=60).map(b"".join),
+    fragment_streams,
     st.binary(max_size=200),
     st.lists(
-        st.one_of(data_events, data_events, data_events, st.sampled_from(FRAGMENTS)), max_size=40
+        st.one_of(data_events, data_events, st.sampled_from(FRAGMENTS), st.binary(max_size=20)),
+        max_size=40,
     ).map(b"".join),
+    st.tuples(st.sampled_from([b"", b"\xef\xbb\xbf"]), fragment_streams).map(b"".join),
 )
+
+
+def cut(data: bytes, cuts: list[int]) -> list[bytes]:
+    bounds = [0, *sorted(cuts), len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @st.composite
 def stream_and_chunks(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
     data = draw(streams)
-    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=12)))
-    bounds = [0, *cuts, len(data)]
-    return data, [data[a:b] for a, b in itertools.pairwise(bounds)]
+    how = draw(st.sampled_from(["whole", "bytes", "random"]))
+    if how == "whole":
+        return data, [data]
+    if how == "bytes":
+        return data, [data[i : i + 1] for i in range(len(data))]
+    return data, cut(data, draw(st.lists(st.integers(0, len(data)), max_size=12)))
 
 
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+def decode_with_retry(
+    chunks: list[bytes], **kwargs: object
+) -> tuple[list[ServerSentEvent], int | None]:
+    decoder = SSEDecoder(**kwargs)  # type: ignore[arg-type]
+    events: list[ServerSentEvent] = []
+    for chunk in chunks:
+        events += decoder.feed(chunk)
+    return events + decoder.close(), decoder.retry
+
+
+@contextlib.contextmanager
+def thresholds(spill: int, long_line: int, stretch: int, view: int) -> Iterator[None]:
+    """The decoder's internal sizes, made small so that small streams cross all of them."""
+    names = {"_SPILL": spill, "_LONG_LINE": long_line, "_STRETCH": stretch, "_VIEW": view}
+    saved = {name: getattr(mcpconnect.sse, name) for name in names}
+    for name, value in names.items():
+        setattr(mcpconnect.sse, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(mcpconnect.sse, name, value)
+
+
+small_thresholds = st.integers(1, 16).flatmap(
+    lambda stretch: st.tuples(
+        st.integers(1, 8), st.integers(1, stretch), st.just(stretch), st.integers(0, 8)
+    )
+)
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(stream_and_chunks(), st.booleans(), small_thresholds)
+def test_any_chunking_matches_the_reference(
+    case: tuple[bytes, list[bytes]], bare: bool, sizes: tuple[int, int, int, int]
+) -> None:
+    data, chunks = case
+    with thresholds(*sizes):
+        got = decode_with_retry(chunks, bare_json_lines=bare)
+    assert got == reference_decode(data, bare_json_lines=bare)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(stream_and_chunks(), st.booleans())
-def test_any_chunking_gives_the_same_events_as_whole(
+def test_any_chunking_matches_the_reference_at_the_real_thresholds(
     case: tuple[bytes, list[bytes]], bare: bool
 ) -> None:
     data, chunks = case
-    whole = decode([data], bare_json_lines=bare)
-    assert decode(chunks, bare_json_lines=bare) == whole
-    assert whole == reference_decode(data, bare_json_lines=bare)
+    assert decode_with_retry(chunks, bare_json_lines=bare) == reference_decode(data, bare)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
-@given(stream_and_chunks(), st.booleans(), st.integers(1, 6))
-def test_lines_kept_in_pieces_decode_as_whole(
-    case: tuple[bytes, list[bytes]], bare: bool, spill: int
+# Streams past every real threshold: runs of small events over 64 KiB (and over _STRETCH),
+# lines over _LONG_LINE, _VIEW and _SPILL, with drawn fragments between them.
+big_pieces = st.one_of(
+    st.integers(1, 9000).map(lambda n: b"data: x\n\n" * n),
+    st.integers(1, 3000).map(lambda n: b"id: 1\nevent: e\ndata: y\n\n" * n),
+    st.integers(200, 140_000).map(lambda n: b"data: " + ("é" * (n // 2)).encode() + b"\n"),
+    st.integers(200, 140_000).map(lambda n: b": " + b"c" * n + b"\r\n"),
+    fragment_streams,
+)
+big_streams = st.lists(big_pieces, min_size=1, max_size=6).map(b"".join)
+
+
+@st.composite
+def big_stream_and_chunks(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
+    data = draw(big_streams)
+    how = draw(st.sampled_from(["whole", "64k", "random"]))
+    if how == "whole":
+        return data, [data]
+    if how == "64k":
+        return data, in_chunks(data, 65536)
+    return data, cut(data, draw(st.lists(st.integers(0, len(data)), max_size=200)))
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(big_stream_and_chunks())
+def test_streams_past_the_real_thresholds_match_the_reference(
+    case: tuple[bytes, list[bytes]],
 ) -> None:
-    # With the spill size made tiny, most incomplete lines are kept in pieces (decoded as
-    # they come) and finished by SSEDecoder._long_line, the path of lines over 64 KiB.
     data, chunks = case
-    with unittest.mock.patch("mcpconnect.sse._SPILL", spill):
-        chunked = decode(chunks, bare_json_lines=bare)
-    assert chunked == reference_decode(data, bare_json_lines=bare)
+    assert decode_with_retry(chunks) == reference_decode(data)
 
 
 @settings(max_examples=200)
-@given(stream_and_chunks(), st.integers(1, 12), st.integers(1, 12), st.integers(1, 6))
-def test_limits_hold_for_lines_kept_in_pieces(
-    case: tuple[bytes, list[bytes]], max_line: int, max_event: int, spill: int
+@given(stream_and_chunks(), st.integers(1, 12), st.integers(1, 200), small_thresholds)
+def test_limits_do_not_depend_on_chunking(
+    case: tuple[bytes, list[bytes]], max_line: int, max_event: int, sizes: tuple[int, int, int, int]
 ) -> None:
     data, chunks = case
     limits = {"max_line_bytes": max_line, "max_event_bytes": max_event}
@@ -671,158 +865,57 @@ def test_limits_hold_for_lines_kept_in_pieces(
     except ProtocolError:
         whole = None
     try:
-        with unittest.mock.patch("mcpconnect.sse._SPILL", spill):
+        with thresholds(*sizes):
             chunked: list[ServerSentEvent] | None = decode(chunks, **limits)
     except ProtocolError:
         chunked = None
     assert chunked == whole
 
 
-@settings(max_examples=300)
-@given(stream_and_chunks(), st.integers(1, 12), st.integers(1, 12))
-def test_limits_do_not_depend_on_chunking(
-    case: tuple[bytes, list[bytes]], max_line: int, max_event: int
-) -> None:
-    data, chunks = case
-    limits = {"max_line_bytes": max_line, "max_event_bytes": max_event}
-    try:
-        whole: list[ServerSentEvent] | None = decode([data], **limits)
-    except ProtocolError:
-        whole = None
-    try:
-        chunked: list[ServerSentEvent] | None = decode(chunks, **limits)
-    except ProtocolError:
-        chunked = None
-    assert chunked == whole
+@settings(max_examples=500)
+@given(
+    st.lists(st.sampled_from([b"\n", b"x", b"xyz" * 5, b""]), max_size=40).map(b"".join),
+    small_thresholds,
+)
+def test_split_is_bytes_split(data: bytes, sizes: tuple[int, int, int, int]) -> None:
+    with thresholds(*sizes):
+        assert mcpconnect.sse._split(data) == data.split(b"\n")
 
 
-# --- The fast path for runs of "data: <line>\n\n" events (see SSEDecoder._data_events) ------
+# --- The shortcut for a chunk that is one "data: <line>\n\n" event --------------------------
 
 
-def fast(n: int, tag: str = "") -> tuple[bytes, list[ServerSentEvent]]:
-    values = [f"{tag}{i} é" for i in range(n)]
-    return b"".join(f"data: {v}\n\n".encode() for v in values), [E(data=v) for v in values]
-
-
-def test_long_runs_mixed_with_other_events() -> None:
-    run1, events1 = fast(20, "a")
-    run2, events2 = fast(12, "b")
-    for other, middle in [
-        (b"data: x\nid: 5\n\n", [E(data="x", id="5")]),
-        (b"data: x\ndata: y\n\n", [E(data="x\ny")]),
-        (b"data: x\n\n\n", [E(data="x")]),
-        (b": ping\n\n", []),
-        (b"event: e\ndata: x\n\n", [E("e", "x")]),
-        (b"data:x\n\n", [E(data="x")]),
-        (b"data: x\n", []),  # joins the first event of run2
-    ]:
-        expected = events1 + middle + events2
-        if other == b"data: x\n":
-            expected = [*events1, E(data="x\nb0 é"), *events2[1:]]
-        id_ = "5" if b"id: 5" in other else ""
-        expected = [attrs.evolve(e, id=id_) if e in events2 else e for e in expected]
-        assert_decodes(run1 + other + run2, expected)
-
-
-def test_runs_after_other_lines_and_with_pending_state() -> None:
-    run, events = fast(10)
-    assert_decodes(b": hi\nretry: 10\n\n" + run, events)
-    assert_decodes(b"retry: 10\n" + run, [E(data="0 é", retry=10), *events[1:]])
-    assert_decodes(b"event: x\n" + run, [E("x", "0 é"), *events[1:]])
-    assert_decodes(b"id: 3\n\n" + run, [attrs.evolve(e, id="3") for e in events])
-    assert_decodes(b"\xef\xbb\xbf" + run, events)
-
-
-def test_runs_with_invalid_utf8_and_empty_data() -> None:
-    stream = b"data: \xff\n\ndata: \xe2\x82\n\ndata: \n\n" * 5
-    assert_decodes(stream, [E(data="\ufffd"), E(data="\ufffd"), E(data="")] * 5)
-
-
-def test_event_limit_in_long_runs() -> None:
-    run, events = fast(20)
-    assert decode([run], max_event_bytes=5) == events  # "19 é" is 5 bytes
-    with pytest.raises(ProtocolError, match=r"max_event_bytes \(4\)"):
-        decode([run], max_event_bytes=4)
-    with pytest.raises(ProtocolError, match=r"max_event_bytes \(2\)"):
-        decode([b"data: \xff\n\n"], max_event_bytes=2)  # U+FFFD is 3 bytes
-
-
-def test_long_line_in_pieces_then_a_whole_event_chunk() -> None:
-    # A line over 64 KiB is buffered in pieces; a chunk that is exactly "data: y\n\n"
-    # continues that line, it is not an event of its own.
-    head = b"data: a\n\n" + b"data: " + b"x" * 70_000
-    expected = [E(data="a"), E(data="x" * 70_000 + "data: y"), E(data="z")]
-    rng = random.Random(7)
-    chunkings_ = [
-        [head, b"data: y\n\n", b"data: z\n\n"],
-        [head[:3], head[3:], b"data: y\n\ndata: z\n\n"],
+def test_the_one_event_shortcut_keeps_the_state() -> None:
+    # A chunk shaped like one event is taken whole only between events; otherwise it goes on
+    # the line or event in progress.
+    cases = [
+        ([b"data: a\n\n", b"data: b\n\n"], [E(data="a"), E(data="b")]),
+        ([b"id: 3\n\n", b"data: b\n\n"], [E(data="b", id="3")]),
+        ([b"data: a\n", b"data: b\n\n"], [E(data="a\nb")]),
+        ([b"event: t\n", b"data: b\n\n"], [E("t", "b")]),
+        ([b"retry: 5\n", b"data: b\n\n"], [E(data="b", retry=5)]),
+        ([b"data: a\n\nda", b"data: b\n\n"], [E(data="a")]),  # "dadata: b": unknown field
+        ([b"data: a\r", b"data: b\n\n"], [E(data="a\nb")]),
+        ([b"data: a\n\r", b"\ndata: b\n\n"], [E(data="a"), E(data="b")]),
+        ([b"data: b\n\n"], [E(data="b")]),
+        ([b"\xef\xbb\xbf", b"data: b\n\n"], [E(data="b")]),
+        ([b"\n", b"data: \xef\xbb\xbfb\n\n"], [E(data="\ufeffb")]),
+        ([b"data: x\n\n", b"data: \xffb\r\n\n"], [E(data="x"), E(data="\ufffdb")]),
     ]
-    chunkings_.append(
-        [head[i : i + 1000] for i in range(0, len(head), 1000)] + [b"data: y\n\n", b"data: z\n\n"]
-    )
-    for _ in range(20):
-        data = head + b"data: y\n\ndata: z\n\n"
-        cuts = sorted(rng.sample(range(len(data)), 30))
-        chunkings_.append([data[a:b] for a, b in itertools.pairwise([0, *cuts, len(data)])])
-    for chunks in chunkings_:
-        assert decode(chunks) == expected
-    # One byte at a time, the line's last byte makes it 64 KiB + 1 long: it moves to the list.
-    line = b"data: " + b"x" * (65537 - 6)
-    chunks = [b"data: a\n\n", *(line[i : i + 1] for i in range(len(line))), b"data: y\n\n"]
-    assert decode([*chunks, b"\n"]) == [E(data="a"), E(data="x" * 65531 + "data: y")]
-    with pytest.raises(ProtocolError, match="max_line_bytes"):
-        decode([head[:40_000], head[40_000:], b"data: y\n\n"], max_line_bytes=70_006)
-    assert decode([head[:40_000], head[40_000:], b"\n\n"], max_line_bytes=70_006) == [
-        E(data="a"),
-        E(data="x" * 70_000),
-    ]
-
-
-def test_limits_apply_to_chunks_that_are_one_event() -> None:
-    # After the first event, a chunk that is exactly one "data: <line>\n\n" event takes a
-    # shortcut in feed(); the limits hold there too.
-    for limits, chunk in [
-        ({"max_line_bytes": 100}, b"data: " + b"x" * 95 + b"\n\n"),
-        ({"max_event_bytes": 100}, b"data: " + b"x" * 101 + b"\n\n"),
-        ({"max_event_bytes": 100}, b"data: " + "é".encode() * 51 + b"\n\n"),
-    ]:
-        decoder = SSEDecoder(**limits)  # type: ignore[arg-type]
-        assert decoder.feed(b"data: a\n\n") == [E(data="a")]
-        with pytest.raises(ProtocolError, match=r"max_(line|event)_bytes \(100\)"):
-            decoder.feed(chunk)
-    decoder = SSEDecoder(max_line_bytes=100, max_event_bytes=94)
-    assert decoder.feed(b"data: a\n\n") == [E(data="a")]
-    assert decoder.feed(b"data: " + b"x" * 94 + b"\n\n") == [E(data="x" * 94)]
-
-
-def test_events_are_built_exactly_as_attrs_would() -> None:
-    # The decoder builds events through the slot setters (see mcpconnect/sse.py); that is
-    # exact only while these are all the fields and nothing runs in attrs' __init__.
-    fields = attrs.fields(ServerSentEvent)
-    assert [(f.name, f.validator, f.converter) for f in fields] == [
-        ("event", None, None),
-        ("data", None, None),
-        ("id", None, None),
-        ("retry", None, None),
-    ]
-    assert not hasattr(ServerSentEvent, "__attrs_post_init__")
-    assert not hasattr(ServerSentEvent, "__attrs_pre_init__")
-    stream = b"".join(b"data: %d\n\n" % i for i in range(20))
-    events = decode([b"id: 7\n\n" + stream])
-    assert events == [ServerSentEvent("message", str(i), "7", None) for i in range(20)]
-    assert [hash(e) for e in events] == [hash(E("message", str(i), "7")) for i in range(20)]
-    with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        events[0].data = "x"  # type: ignore[misc]
+    for chunks, expected in cases:
+        assert decode(chunks) == expected, chunks
 
 
 # --- Packaging -----------------------------------------------------------------------------
 
 
-def test_import_needs_neither_urllib3_nor_cattrs() -> None:
+def test_import_needs_only_the_standard_library() -> None:
     code = (
         "import sys\n"
         "sys.modules['urllib3'] = None\n"
         "sys.modules['cattrs'] = None\n"
+        "sys.modules['attrs'] = None\n"
+        "sys.modules['attr'] = None\n"
         "before = set(sys.modules)\n"
         "import mcpconnect.sse\n"
         "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
@@ -835,6 +928,15 @@ def test_import_needs_neither_urllib3_nor_cattrs() -> None:
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.splitlines() == [
-        "['attr', 'attrs', 'mcpconnect']",
+        "['mcpconnect']",
         "[ServerSentEvent(event='message', data='a', id='', retry=None)]",
     ]
+
+
+def test_events_are_immutable_values() -> None:
+    event = E("t", "d", "1", 5)
+    assert event == ServerSentEvent(event="t", data="d", id="1", retry=5)
+    assert hash(event) == hash(E("t", "d", "1", 5))
+    assert E() == E("message", "", "", None)
+    with pytest.raises(AttributeError):
+        event.data = "x"  # type: ignore[misc]
