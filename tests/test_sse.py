@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import pickle
 import subprocess
 import sys
 import tracemalloc
@@ -938,5 +939,6 @@ def test_events_are_immutable_values() -> None:
     assert event == ServerSentEvent(event="t", data="d", id="1", retry=5)
     assert hash(event) == hash(E("t", "d", "1", 5))
     assert E() == E("message", "", "", None)
+    assert pickle.loads(pickle.dumps(event)) == event
     with pytest.raises(AttributeError):
         event.data = "x"  # type: ignore[misc]
