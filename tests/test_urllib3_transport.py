@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -631,12 +632,12 @@ def _head_401(length: int) -> Status:
 
 
 def test_a_401_whose_body_trickles_in_keeps_its_status(scripted_server: ScriptedServer) -> None:
-    # One byte every 20 ms: never silent for the read limit's 0.3 s, never done either.
+    # One byte every 100 ms: never silent for the read limit's 1 s, never done either.
     trickle: list[Step] = []
     for byte in UNAUTHORIZED:
-        trickle += [Raw(bytes([byte])), Pause(0.02)]
+        trickle += [Raw(bytes([byte])), Pause(0.1)]
     scripted_server.script = [_head_401(10_000), *trickle, HoldOpen()]
-    with client_for(scripted_server, timeout=Timeouts(read=0.3, total=30)) as client, \
+    with client_for(scripted_server, timeout=Timeouts(read=1.0, total=30)) as client, \
             pytest.raises(ConnectionFailedError) as info:
         client.connect(CONFIG)
     assert info.value.status == 401
@@ -869,3 +870,27 @@ def test_client_close_ends_server_requests_and_refuses_new_ones(
         assert len(scripted_server.requests) == 1
     finally:
         transport.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "headers"),
+    [
+        ("http://u:PASS-WORD-1@127.0.0.1:99999/x", {}),
+        ("http://u:PASS-WORD-1@[::1/x", {}),
+        ("http://127.0.0.1:9/x", {"Authorization": "Bearer PASS-WORD-1\r\nX: 1"}),
+        ("http://127.0.0.1:9/x", {"Authorization": "Bearer PASS-WORD-1\u2019"}),
+    ],
+    ids=["bad port", "bad ipv6", "crlf in a header", "non-latin-1 header"],
+)
+def test_a_transport_used_alone_never_shows_a_secret_in_its_errors(
+    url: str, headers: dict[str, str]
+) -> None:
+    from mcpconnect.transports import Request
+
+    transport = Urllib3Transport()
+    try:
+        with pytest.raises(TransportError) as info:
+            transport.send(Request("GET", url, headers), Timeouts(connect=2, read=2))
+    finally:
+        transport.close()
+    assert "PASS-WORD-1" not in "".join(traceback.format_exception(info.value))

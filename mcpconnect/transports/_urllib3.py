@@ -444,7 +444,13 @@ class Urllib3Transport:
                 flight=flight,  # to our pool's _make_request (see the module docstring)
             )
         except (HTTPError, OSError) as exc:
-            raise _send_error(exc, request.url, timeouts, flight.connecting) from exc
+            raise _send_error(exc, request.url, timeouts, flight.connecting) from _cause(exc)
+        except (ValueError, TypeError) as exc:
+            # http.client's text may hold a header's value (the API key): never show it.
+            raise TransportError(
+                f"cannot send the request to {where(request.url)}: its URL or a header is "
+                f"invalid ({type(exc).__name__})"
+            ) from None
         finally:
             flight.finish()
         # The watchdog enforces the read and authorization limits (it closes the response);
@@ -489,6 +495,13 @@ def _backstop(timeouts: Timeouts) -> float | None:
     if timeouts.read is None or timeouts.authorization is None:
         return None
     return max(timeouts.read, timeouts.authorization) + 5.0
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """``exc`` to chain, unless its text shows a URL's user-info (urllib3's
+    ``LocationParseError`` repeats the URL whole)."""
+    text = str(exc)
+    return exc if without_userinfo(text) == text else None
 
 
 def _send_error(
