@@ -11,7 +11,7 @@ import enum
 import re
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import attrs
 import cattrs
@@ -418,7 +418,7 @@ def _wire_names(exc: BaseException) -> None:
     """Name a tool's fields in errors as the wire does (``inputSchema``), in place."""
     notes = getattr(exc, "__notes__", None)
     if notes:
-        exc.__notes__ = [  # type: ignore[attr-defined]  # (no __notes__ in 3.10's stubs)
+        cast(Any, exc).__notes__ = [  # (3.10's stubs have no __notes__)
             AttributeValidationNote(note, _TOOL_WIRE_NAMES[note.name], note.type)
             if isinstance(note, AttributeValidationNote) and note.name in _TOOL_WIRE_NAMES
             else note
