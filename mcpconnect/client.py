@@ -384,7 +384,8 @@ class Client:
         if not isinstance(mcp_server_id, str) or not mcp_server_id:
             raise ConfigError(f"mcp_server_id must be a non-empty string, got {mcp_server_id!r}")
         url = self.base_url + CONNECT_SERVER_PATH + urllib.parse.quote(mcp_server_id, safe="")
-        return self._stream(Request("GET", url, dict(self._headers)), cancel, timeout)
+        request = Request("GET", url, dict(self._headers))
+        return self._stream(request, cancel, timeout, server_id=mcp_server_id)
 
     def _stream(
         self,
@@ -392,6 +393,7 @@ class Client:
         cancel: threading.Event | None,
         timeout: TimeoutLike,
         on_close: Callable[[], object] | None = None,
+        server_id: str | None = None,
     ) -> EventStream:
         timeouts = Timeouts.coerce(timeout, self.timeouts)
         stopper = self._open()
@@ -402,6 +404,10 @@ class Client:
                 on_close()
 
         events = _run(self._transport, request, timeouts, cancel, stopper)
+        if server_id is not None:  # a registered server: Letta's 404 is ServerNotFoundError
+            from .servers import _unknown_id
+
+            events = _unknown_id(events, server_id)
         return EventStream(events, finished, stopper)
 
     # --- registered servers: thin wrappers over mcpconnect.servers ------------------------

@@ -17,7 +17,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import attrs
@@ -399,6 +399,21 @@ def _failure(
             422, explained, f"Letta refused the request to {doing} (422): {explained}"
         )
     return ConnectionFailedError(status, text, f"Could not {doing} ({status}): {text}")
+
+
+def _unknown_id(
+    events: Generator[McpOauthEvent, None, list[McpTool]], server_id: str
+) -> Generator[McpOauthEvent, None, list[McpTool]]:
+    """The stream of ``GET /v1/mcp-servers/connect/{id}``, with Letta's 404 for an unknown id
+    raised as :class:`~mcpconnect.ServerNotFoundError`."""
+    try:
+        return (yield from events)
+    except ConnectionFailedError as exc:
+        if type(exc) is ConnectionFailedError and exc.status == 404 and (
+            _detail(exc.body.encode()) != "Not Found"  # not the router's, for a wrong base URL
+        ):
+            raise ServerNotFoundError(server_id, 404, exc.body) from exc
+        raise
 
 
 # --- the calls -----------------------------------------------------------------------------

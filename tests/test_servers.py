@@ -646,7 +646,29 @@ def test_connect_server_replays_the_recordings() -> None:
     assert [t.name for t in tools] == TOOL_NAMES
     assert fake.last_request.url == f"{BASE}/v1/mcp-servers/connect/{server_id}"
     err = client_call(fake, lambda c: c.connect_server("mcp_server-0"))
-    assert isinstance(err, ConnectionFailedError) and err.status == 404
+    assert isinstance(err, ServerNotFoundError)
+    assert str(err) == "Letta has no MCP server with id 'mcp_server-0' (404)"
+    router = FakeResponse(404, JSON, [b'{"detail":"Not Found"}'])
+    err = client_call(FakeTransport([router]), lambda c: c.connect_server("mcp_server-0"))
+    assert type(err) is ConnectionFailedError
+    fake = FakeTransport([recorded("connect_by_id_unknown")])
+    with Client(base_url=BASE, api_key=KEY, timeout=QUICK, transport=fake) as c, \
+            pytest.raises(ServerNotFoundError), c.stream_server_events("mcp_server-0") as events:
+        next(events)
+
+
+def test_stream_server_events_closes_the_connection_when_stopped_early() -> None:
+    fake = FakeTransport([recorded("connect_by_id_streamable")])
+    with Client(base_url=BASE, api_key=KEY, timeout=QUICK, transport=fake) as c:
+        events = c.stream_server_events("mcp_server-1")
+        assert str(next(events).event) == "connection_attempt"
+        events.close()
+    assert fake.responses_sent[0].closed
+    fake = FakeTransport([recorded("connect_by_id_streamable")])
+    with Client(base_url=BASE, api_key=KEY, timeout=QUICK, transport=fake) as c, \
+            c.stream_server_events("mcp_server-1") as events:
+        assert [str(e.event) for e in events] == ["connection_attempt", "success"]
+    assert [t.name for t in events.tools or ()] == TOOL_NAMES
 
 
 @pytest.mark.parametrize(
