@@ -27,6 +27,9 @@ extensions = ["sphinx.ext.autodoc"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_default_options = {"members": True, "undoc-members": False}
+autodoc_type_aliases = {
+    name: f"mcpconnect.{name}" for name in ("ConfigLike", "TimeoutLike")  # OnEvent | None: no
+}
 default_role = "code"
 nitpicky = True
 html_theme = "alabaster"
@@ -36,6 +39,7 @@ templates_path: list[str] = []
 # Where each public name lives, for the references autodoc writes with its defining module.
 _PUBLIC_MODULES = (
     "mcpconnect",
+    "mcpconnect.servers",
     "mcpconnect.sse",
     "mcpconnect.transports",
     "mcpconnect.testing",

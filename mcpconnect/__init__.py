@@ -33,7 +33,16 @@ from .errors import (
 
 if TYPE_CHECKING:
     from ._timeouts import Timeouts
-    from .client import Client, EventStream, connect, connect_request, stream_events
+    from .client import (
+        Client,
+        ConfigLike,
+        EventStream,
+        OnEvent,
+        TimeoutLike,
+        connect,
+        connect_request,
+        stream_events,
+    )
     from .flow import ConnectFlow
     from .models import ConnectState, McpConnectConfig, McpOauthEvent, McpTool, OauthStreamEvent
     from .servers import McpServer, add_server
@@ -41,6 +50,9 @@ if TYPE_CHECKING:
 _LAZY = {
     "Timeouts": "._timeouts",
     "Client": ".client",
+    "ConfigLike": ".client",
+    "OnEvent": ".client",
+    "TimeoutLike": ".client",
     "EventStream": ".client",
     "connect": ".client",
     "connect_request": ".client",
@@ -58,6 +70,7 @@ _LAZY = {
 __all__ = [
     "Client",
     "ConfigError",
+    "ConfigLike",
     "ConnectCancelledError",
     "ConnectFlow",
     "ConnectState",
@@ -73,10 +86,12 @@ __all__ = [
     "MissingApiKeyError",
     "MissingAuthorizationUrlError",
     "OauthStreamEvent",
+    "OnEvent",
     "ProtocolError",
     "ServerError",
     "ServerNotFoundError",
     "StreamEndedError",
+    "TimeoutLike",
     "Timeouts",
     "TransportError",
     "__version__",

@@ -48,8 +48,15 @@ CONNECT_SERVER_PATH = "/v1/mcp-servers/connect/"
 MAX_ERROR_BODY = 64 * 1024
 ERROR_BODY_SECONDS = 5.0
 
+#: What ``on_event`` takes: a callable called with each :class:`~mcpconnect.McpOauthEvent`;
+#: its return value is ignored.
 OnEvent = Callable[[McpOauthEvent], object]
+#: A server config: a :class:`~mcpconnect.McpConnectConfig`, or a mapping in the wire's shape
+#: (``server_name``, ``type``, ``server_url``, ``auth_header``, ``auth_token``,
+#: ``custom_headers``).
 ConfigLike = McpConnectConfig | Mapping[str, Any]
+#: A time limit: a :class:`~mcpconnect.Timeouts`, a number of seconds (the ``total`` limit,
+#: the others at their defaults), or ``None`` (the client's limits, else the defaults).
 TimeoutLike = Timeouts | float | None
 
 
