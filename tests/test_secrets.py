@@ -8,6 +8,7 @@ import pathlib
 import threading
 import traceback
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -18,7 +19,8 @@ from mcpconnect.transports import FakeResponse, FakeTransport, Hang, sse_stream
 API_KEY = "sk-let-API-SECRET-7f3a9"
 TOKEN = "Bearer MCP-TOKEN-SECRET-c41d"
 HEADER_SECRET = "HDR-SECRET-99e2"
-SECRETS = (API_KEY, TOKEN, "API-SECRET", "TOKEN-SECRET", HEADER_SECRET)
+URL_SECRET = "URL-SECRET-0b7c"
+SECRETS = (API_KEY, TOKEN, "API-SECRET", "TOKEN-SECRET", HEADER_SECRET, URL_SECRET)
 
 CONFIG = McpConnectConfig(
     server_name="github", type="streamable_http", server_url="https://mcp.example.com/mcp",
@@ -39,7 +41,7 @@ def echo_request(status: int) -> Any:
     """A server that puts the request line back in the error body, but not the headers."""
     def respond(request: Any) -> FakeResponse:
         return FakeResponse(status, {"content-type": "text/plain"},
-                            [f"{request.method} {request.url}".encode()])
+                            [f"{request.method} {urlsplit(request.url).path}".encode()])
     return respond
 
 
@@ -75,13 +77,19 @@ def check(text: str) -> None:
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_no_secret_in_logs_reprs_or_errors(name: str, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "base", ["https://letta.example", f"https://me:{URL_SECRET}@letta.example"],
+    ids=["plain", "password in the base URL"],
+)
+def test_no_secret_in_logs_reprs_or_errors(
+    name: str, base: str, caplog: pytest.LogCaptureFixture
+) -> None:
     transport = FakeTransport(SCENARIOS[name])
     events: list[Any] = []
     caplog.set_level(logging.DEBUG)  # every logger, not only mcpconnect
     error: McpConnectError | None = None
     try:
-        mcpconnect.connect(CONFIG, on_event=events.append, base_url="https://letta.example",
+        mcpconnect.connect(CONFIG, on_event=events.append, base_url=base,
                            api_key=API_KEY, transport=transport, timeout=FAST)
     except McpConnectError as exc:
         error = exc
