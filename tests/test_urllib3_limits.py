@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import logging
 import random
 import signal
 import socket
@@ -688,3 +689,73 @@ def test_cancel_interrupts_a_stalled_tls_handshake(stalled_tls_url: str) -> None
         transport.close()
     [error] = outcome
     assert isinstance(error, ConnectCancelledError)
+
+
+# --------------------------------------------------------------------------------------------
+# Many users waiting on one Client
+# --------------------------------------------------------------------------------------------
+
+
+def test_200_users_waiting_for_authorization_on_one_client(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """200 connects wait in waiting_for_auth on one shared Client; half the users authorize,
+    the other half cancel. Every connect ends as it should, and nothing logs a warning (no
+    "Connection pool is full"); the emulator takes the burst (its listen backlog)."""
+    import urllib.request
+
+    from mcpconnect.testing import DEFAULT_TOOLS, LettaEmulator, Scenario
+
+    users = 200
+    caplog.set_level(logging.WARNING)
+    waiting = [threading.Event() for _ in range(users)]
+    cancels = [threading.Event() for _ in range(users)]
+    urls: list[str | None] = [None] * users
+    outcomes: list[object] = [None] * users
+    with (
+        LettaEmulator(Scenario(oauth="approve", remember_token=False), api_key=API_KEY) as emu,
+        mcpconnect.Client(base_url=emu.base_url, api_key=API_KEY) as client,
+    ):
+
+        def user(i: int) -> None:
+            def on_event(event: McpOauthEvent) -> None:
+                if event.url:
+                    urls[i] = event.url
+                if event.event == "waiting_for_auth":
+                    waiting[i].set()
+
+            config = {**CONFIG, "server_name": f"user-{i}"}
+            try:
+                outcomes[i] = [t.name for t in client.connect(
+                    config, on_event=on_event, cancel=cancels[i])]
+            except BaseException as exc:
+                outcomes[i] = exc
+            waiting[i].set()
+
+        threads = [threading.Thread(target=user, args=(i,), daemon=True)
+                   for i in range(users)]
+        for thread in threads:
+            thread.start()
+        for event in waiting:
+            assert event.wait(30)
+        assert outcomes == [None] * users, "a connect ended before its user acted"
+        for i in range(0, users, 2):
+            url = urls[i]
+            assert url is not None
+            urllib.request.urlopen(url, timeout=10).close()
+        for i in range(1, users, 2):
+            cancels[i].set()
+        for thread in threads:
+            thread.join(30)
+    authorized = outcomes[0::2]
+    cancelled = outcomes[1::2]
+    names = [tool["name"] for tool in DEFAULT_TOOLS]
+    assert authorized == [names] * (users // 2), authorized[:3]
+    assert all(isinstance(o, ConnectCancelledError) for o in cancelled), cancelled[:3]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "10"])
+def test_the_pool_size_is_checked(bad: Any) -> None:
+    with pytest.raises(mcpconnect.ConfigError, match="maxsize"):
+        Urllib3Transport(maxsize=bad)

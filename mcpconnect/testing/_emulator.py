@@ -221,6 +221,9 @@ class _Session:
     server_url: str = ""
     code: str | None = None
     released: bool = False
+    # The waiter of this session sleeps on its own condition (sharing the emulator's lock),
+    # so that one authorization wakes one stream, not every stream that waits.
+    wakeup: threading.Condition | None = None
 
 
 class _Hangup(Exception):
@@ -243,7 +246,8 @@ class LettaEmulator:
         self.scenario: Scenario = scenario if scenario is not None else Scenario()
         self._api_key = api_key
         self._port = port
-        self._cond = threading.Condition()
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._scenarios: dict[str, Scenario] = {}
         self._registry = Registry()  # the /v1/mcp-servers/ routes: _emulator_servers.py
         self._sessions: dict[str, _Session] = {}
@@ -288,6 +292,9 @@ class LettaEmulator:
                 return
             self._stopping = True
             self._cond.notify_all()
+            for session in self._sessions.values():
+                if session.wakeup is not None:
+                    session.wakeup.notify_all()
         server.shutdown()
         server.server_close()
         with self._cond:
@@ -464,6 +471,7 @@ class LettaEmulator:
             session_id=f"mcp-oauth-{secrets.token_hex(4)}",
             state=secrets.token_urlsafe(32),
             server_url=server_url,
+            wakeup=threading.Condition(self._lock),
         )
         with self._cond:
             self._sessions[session.state] = session
@@ -477,7 +485,7 @@ class LettaEmulator:
         with self._cond:
             session.released = True
             self._tokens.add(session.server_name)
-            self._cond.notify_all()
+            (session.wakeup or self._cond).notify_all()
         self._registry.authorize(session.server_url)
 
     def _authorization_url(self, session: _Session) -> str:
@@ -495,9 +503,15 @@ class LettaEmulator:
         return f"{self.base_url}{AUTHORIZE_PATH}?{query}"
 
     def _wait(
-        self, done: Callable[[], bool], timeout: float | None, gone: Callable[[], bool]
+        self,
+        done: Callable[[], bool],
+        timeout: float | None,
+        gone: Callable[[], bool],
+        cond: threading.Condition | None = None,
     ) -> None:
-        """Sleep until ``done()`` or ``timeout``; raise ``_Hangup`` on stop or if ``gone()``."""
+        """Sleep on ``cond`` (default: the shared one) until ``done()`` or ``timeout``; raise
+        ``_Hangup`` on stop or if ``gone()``."""
+        cond = cond or self._cond
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             step = _WAIT_SLICE_SECONDS
@@ -505,8 +519,8 @@ class LettaEmulator:
                 step = min(step, deadline - time.monotonic())
                 if step <= 0:
                     return
-            with self._cond:
-                finished = self._cond.wait_for(lambda: self._stopping or done(), step)
+            with cond:
+                finished = cond.wait_for(lambda: self._stopping or done(), step)
                 if self._stopping:
                     raise _Hangup
             if finished:
@@ -517,6 +531,7 @@ class LettaEmulator:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # the listen backlog: bursts of a thousand connects
 
     def __init__(self, emulator: LettaEmulator, port: int) -> None:
         self.emulator = emulator
@@ -721,7 +736,7 @@ class _Handler(BaseHTTPRequestHandler):
                 {"event": "authorization_url", "url": url, "session_id": session.session_id},
             )
             self._send_event(scenario, waiting)
-            emulator._wait(lambda: session.released, None, self._client_gone)
+            emulator._wait(lambda: session.released, None, self._client_gone, session.wakeup)
         if scenario.stream_error is not None:
             data = {"error": scenario.stream_error, "code": scenario.stream_error_code}
             self._send_frame(scenario, f"event: error\ndata: {json.dumps(data)}\n\n")
@@ -753,7 +768,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _client_gone(self) -> bool:
         """True once the client has closed its end (the socket reads EOF)."""
         try:
-            readable, _, _ = select.select([self.connection], [], [], 0)
+            # poll(), not select(): select() cannot take descriptors above 1023.
+            poller = select.poll()
+            poller.register(self.connection, select.POLLIN)
+            readable = poller.poll(0)
             return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
         except (OSError, ValueError):
             return True

@@ -57,6 +57,9 @@ __all__ = ["Urllib3Transport"]
 
 _READ_SIZE = 256 * 1024
 
+#: Connections kept per host by default: one per connect running at once, for up to this many.
+DEFAULT_MAXSIZE = 1024
+
 
 # --- the send in flight ---------------------------------------------------------------------
 
@@ -358,7 +361,10 @@ class Urllib3Transport:
     Redirects are never followed, so the API key is never sent to another host. Proxies come
     from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` when ``trust_env`` is true (the default),
     or from an explicit ``proxy_url`` (credentials in a proxy URL are sent to the proxy as
-    ``Proxy-Authorization``). ``maxsize`` is how many idle connections a host's pool keeps.
+    ``Proxy-Authorization``). ``maxsize`` is how many connections the pool keeps per host:
+    size it for the connects that run at once (the default, 1,024, lets a thousand users wait
+    on one client); past it, each connect that ends beyond it makes urllib3 close its
+    connection and log a "Connection pool is full" warning.
 
     A send made by a connect is watched while it waits, so ``cancel`` and the ``total`` limit
     also stop it before the response headers are in.
@@ -371,8 +377,10 @@ class Urllib3Transport:
         ssl_context: ssl.SSLContext | None = None,
         proxy_url: str | None = None,
         trust_env: bool = True,
-        maxsize: int = 10,
+        maxsize: int = DEFAULT_MAXSIZE,
     ) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ConfigError(f"maxsize must be an int of at least 1, got {maxsize!r}")
         if proxy_url is not None:
             _check_proxy_url(proxy_url, "proxy_url", ConfigError)
         self._pool_kwargs: dict[str, Any] = {"maxsize": maxsize, "block": False}
