@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Generator, Iterator, Mapping
 from types import TracebackType
@@ -30,6 +29,7 @@ from .errors import (
     McpConnectError,
     ProtocolError,
     StreamEndedError,
+    TransportError,
 )
 from .flow import ConnectFlow
 from .models import McpConnectConfig, McpOauthEvent, McpTool
@@ -529,7 +529,7 @@ def _run(
     try:
         flow = ConnectFlow()
         try:
-            _check_response(response)
+            _check_response(response, watch)
         except (ConnectionFailedError, ProtocolError):
             raise  # the head is in and is the error, whatever happened to the body
         try:
@@ -570,19 +570,28 @@ def _send_timeouts(timeouts: Timeouts) -> Timeouts:
     )
 
 
-def _error_body(response: Response) -> str:
+def _error_body(response: Response, watch: Watch) -> str:
     """The start of an error body: at most ``MAX_ERROR_BODY`` bytes, read for at most
-    ``ERROR_BODY_SECONDS`` (a body that stalls ends at the read limit). What arrived is kept
-    when the body breaks off, stalls or is cut short: the status is the error, not that."""
+    ``ERROR_BODY_SECONDS`` (then ``watch`` is stopped, which closes ``response``), whatever
+    the limits. What arrived is kept when the body breaks off, stalls or is cut short: the
+    status is the error, not that."""
     body = bytearray()
-    deadline = time.monotonic() + ERROR_BODY_SECONDS
+    # An error is rare: a timer thread for it costs nothing that matters, and bounds the
+    # read also when the caller turned the read limit off.
+    timer = threading.Timer(
+        ERROR_BODY_SECONDS, watch.stop, [TransportError("the error body took too long")]
+    )
+    timer.daemon = True
+    timer.start()
     try:
         for chunk in response.iter_chunks():
             body += chunk
-            if len(body) >= MAX_ERROR_BODY or time.monotonic() >= deadline:
+            if len(body) >= MAX_ERROR_BODY:
                 break
     except (McpConnectError, OSError) as exc:
         log.debug("the error body broke off after %d bytes: %s", len(body), type(exc).__name__)
+    finally:
+        timer.cancel()
     return bytes(body[:MAX_ERROR_BODY]).decode("utf-8", "replace")
 
 
@@ -591,10 +600,10 @@ def _media_type(content_type: str) -> str:
     return content_type.partition(";")[0].strip().lower()
 
 
-def _check_response(response: Response) -> None:
+def _check_response(response: Response, watch: Watch) -> None:
     status = response.status
     if not 200 <= status < 300:
-        body = _error_body(response)
+        body = _error_body(response, watch)
         location = header(response.headers, "location")
         if 300 <= status < 400 and location:
             raise ConnectionFailedError(

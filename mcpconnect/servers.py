@@ -316,7 +316,7 @@ def _send_json(
     watch.attach(response)
     try:
         if not 200 <= response.status < 300:  # the status is the error, whatever the body does
-            return response.status, _error_body(response).encode()
+            return response.status, _error_body(response, watch).encode()
         encoding = header(response.headers, "content-encoding")
         if encoding is not None and encoding.strip().lower() not in ("", "identity"):
             raise ProtocolError(

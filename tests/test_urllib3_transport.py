@@ -894,3 +894,16 @@ def test_a_transport_used_alone_never_shows_a_secret_in_its_errors(
     finally:
         transport.close()
     assert "PASS-WORD-1" not in "".join(traceback.format_exception(info.value))
+
+
+def test_a_stalled_error_body_ends_also_without_a_read_limit(
+    scripted_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mcpconnect.client.ERROR_BODY_SECONDS", 0.2)
+    scripted_server.script = [_head_401(100), Raw(UNAUTHORIZED[:5]), HoldOpen(timeout=30)]
+    limits = Timeouts(read=None, authorization=None, total=None)
+    with client_for(scripted_server, timeout=limits) as client, \
+            pytest.raises(ConnectionFailedError) as info:
+        client.connect(CONFIG)
+    assert (info.value.status, info.value.body) == (401, UNAUTHORIZED[:5].decode())
+    assert scripted_server.wait_for_connection(0).client_closed.wait(5)
