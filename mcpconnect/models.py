@@ -59,6 +59,9 @@ class _FrozenMap(Mapping[str, _V]):
     def __repr__(self) -> str:
         return repr(self._data)
 
+    def __hash__(self) -> int:  # Mapping sets __hash__ to None; a frozen mapping can have one
+        return hash(frozenset(self._data.items()))
+
     def __reduce__(self) -> tuple[object, ...]:
         return _FrozenMap, (self._data,)
 

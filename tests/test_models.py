@@ -405,6 +405,8 @@ def test_config_custom_headers_are_read_only() -> None:
     with pytest.raises(AttributeError):
         config.custom_headers.update({"X-B": "2"})  # type: ignore[attr-defined]
     assert dict(config.custom_headers) == {"X-A": "1"}
+    assert hash(config) == hash(_config(custom_headers={"X-A": "1"}))
+    assert {config, _config(custom_headers={"X-A": "1"})} == {config}
     assert config.to_dict()["custom_headers"] == {"X-A": "1"}
     assert type(config.to_dict()["custom_headers"]) is dict
 
