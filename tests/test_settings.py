@@ -331,3 +331,16 @@ def test_a_nul_in_the_settings_path_is_a_config_error() -> None:
 )
 def test_good_base_urls_are_kept(url: str) -> None:
     assert resolve_base_url(url, environ={}) == url
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_the_settings_size_limit_is_exact(tmp_path: pathlib.Path, extra: int) -> None:
+    head = '{"env": {"LETTA_API_KEY": "file-key"}, "x": "'
+    text = head + "a" * (MAX_SETTINGS_BYTES - len(head) - 2 + extra) + '"}'
+    path = write(tmp_path / "exact.json", text)
+    assert path.stat().st_size == MAX_SETTINGS_BYTES + extra
+    if extra:
+        with pytest.raises(ConfigError):
+            resolve_api_key(None, environ={}, settings_path=path)
+    else:
+        assert resolve_api_key(None, environ={}, settings_path=path) == "file-key"
