@@ -210,13 +210,26 @@ class EventStream(Iterator[McpOauthEvent]):
 class Client:
     """A connection to one Letta server; thread-safe, so one may serve many threads.
 
-    ``base_url`` and ``api_key`` default to the environment and the settings file
-    (``LETTA_BASE_URL``, ``LETTA_API_KEY``, ``~/.letta/settings.json``); a missing key raises
-    :class:`~mcpconnect.MissingApiKeyError` here, before any request. ``transport`` defaults
-    to a :class:`~mcpconnect.transports.Urllib3Transport`, closed with the client.
-    ``timeout`` is a :class:`~mcpconnect.Timeouts` (or a number: the total limit).
-    ``source`` is sent as ``X-Letta-Source`` (the server picks the OAuth redirect by it).
-    ``settings_path`` names the settings file to read instead of ``~/.letta/settings.json``.
+    Use it in a ``with`` block, or call :meth:`close`.
+
+    Args:
+        base_url: The Letta server, e.g. ``http://localhost:8283``. Default: the
+            ``LETTA_BASE_URL`` variable, else ``env.LETTA_BASE_URL`` in the settings file,
+            else ``https://api.letta.com``.
+        api_key: Sent as ``Authorization: Bearer <api_key>``. Default: ``LETTA_API_KEY``,
+            else ``env.LETTA_API_KEY`` in the settings file; if there is none,
+            :class:`~mcpconnect.MissingApiKeyError` is raised here, before any request.
+        transport: How requests are sent (see :mod:`mcpconnect.transports`). Default: a
+            :class:`~mcpconnect.transports.Urllib3Transport` of the client's own, closed with
+            it; a transport you pass stays open.
+        timeout: The time limits of every call (a call may pass its own): a
+            :class:`~mcpconnect.Timeouts`, a number (the ``total`` limit), or ``None`` for
+            the defaults.
+        settings_path: The settings file to read instead of ``~/.letta/settings.json``;
+            it must exist.
+        source: Sent as ``X-Letta-Source``; Letta picks the OAuth redirect URI by it
+            (``None``: not sent).
+        user_agent: The ``User-Agent`` header (default ``mcpconnect/<version>``).
 
     Every argument is checked here: a bad one (a base URL with a query or a bad port, an API
     key with a control or non-Latin-1 character, a transport without ``send``/``close``, ...)
@@ -328,13 +341,34 @@ class Client:
         cancel: threading.Event | None = None,
         timeout: TimeoutLike = None,
     ) -> list[McpTool]:
-        """Connect the MCP server ``config`` and return its tools.
+        """Connect the MCP server ``config`` through Letta and return its tools.
 
-        ``on_event`` is called with every event, in order, as it arrives; show the user the
-        ``url`` of the ``authorization_url`` event. An exception it raises propagates
-        unchanged (the connection is closed first). Setting ``cancel`` from another thread
-        stops the connect promptly. Raises a :class:`~mcpconnect.McpConnectError` subclass
-        for everything that goes wrong (see the error table in the README).
+        Args:
+            config: The MCP server: a :class:`~mcpconnect.McpConnectConfig`, or a mapping in
+                the wire's shape (``server_name``, ``type``, ``server_url``, ``auth_header``,
+                ``auth_token``, ``custom_headers``).
+            on_event: Called with every :class:`~mcpconnect.McpOauthEvent`, in order, as soon
+                as it arrives; show the user the ``url`` of the ``authorization_url`` event.
+                An exception it raises propagates unchanged (the connection is closed first).
+            cancel: A :class:`threading.Event`; setting it from another thread stops the
+                connect promptly with :class:`~mcpconnect.ConnectCancelledError`, also while
+                it waits on a silent stream.
+            timeout: This call's limits (a :class:`~mcpconnect.Timeouts` or a number, the
+                ``total``); default: the client's.
+
+        Returns:
+            The tools of the ``success`` event, as :class:`~mcpconnect.McpTool` values.
+
+        Raises:
+            ConfigError: A bad argument or config, before any request.
+            ConnectionFailedError: The HTTP status was not 2xx (``.status``, ``.body``).
+            ServerError: The stream said ``error`` (``.message``); a
+                :class:`~mcpconnect.MissingAuthorizationUrlError` for OAuth without a URL.
+            ConnectTimeoutError: A time limit ran out (``.limit``, ``.state``).
+            ConnectCancelledError: ``cancel`` was set, or the client was closed.
+            TransportError: The network failed (refused, reset, TLS, truncated body).
+            StreamEndedError: The body ended before ``success`` or ``error``.
+            ProtocolError: The answer is not an event stream Letta would send.
         """
         _check_call(on_event, cancel)
         return _drain(self.stream_events(config, cancel=cancel, timeout=timeout), on_event)
@@ -346,8 +380,22 @@ class Client:
         cancel: threading.Event | None = None,
         timeout: TimeoutLike = None,
     ) -> EventStream:
-        """The same flow as :meth:`connect`, as an iterator of events (see
-        :class:`EventStream`). Invalid arguments raise here; everything else while iterating."""
+        """The same flow as :meth:`connect`, as an iterator of events.
+
+        Args:
+            config: The MCP server, as for :meth:`connect`.
+            cancel: As for :meth:`connect`.
+            timeout: As for :meth:`connect`.
+
+        Returns:
+            An :class:`EventStream`: iterate it (ideally in a ``with`` block); after
+            ``success`` its ``tools`` holds the tools. Leaving the block, ``close()``,
+            ``break`` or dropping it closes the connection.
+
+        Raises:
+            ConfigError: A bad argument or config, here. Everything else that :meth:`connect`
+                raises comes while iterating, after the ``error`` event itself was yielded.
+        """
         _check_call(None, cancel)
         return self._stream(self.connect_request(config), cancel, timeout)
 
@@ -645,11 +693,36 @@ def connect(
     settings_path: str | os.PathLike[str] | None = None,
     source: str | None = "letta-code",
 ) -> list[McpTool]:
-    """Connect the MCP server ``config`` to the Letta server and return its tools.
+    """Connect the MCP server ``config`` through the Letta server and return its tools.
 
-    A one-shot :meth:`Client.connect`: see there for ``on_event``, ``cancel`` and ``timeout``,
-    and :class:`Client` for ``base_url``, ``api_key``, ``transport``, ``settings_path`` and
-    ``source``.
+    A one-shot :meth:`Client.connect` (a client made and closed for this call).
+
+    Args:
+        config: The MCP server: a :class:`~mcpconnect.McpConnectConfig`, or a mapping in the
+            wire's shape (``server_name``, ``type``, ``server_url``, ``auth_header``,
+            ``auth_token``, ``custom_headers``).
+        on_event: Called with every :class:`~mcpconnect.McpOauthEvent`, in order, as soon as
+            it arrives; show the user the ``url`` of the ``authorization_url`` event. An
+            exception it raises propagates unchanged (the connection is closed first).
+        cancel: A :class:`threading.Event`; setting it from another thread stops the connect
+            promptly with :class:`~mcpconnect.ConnectCancelledError`.
+        base_url: The Letta server; default ``LETTA_BASE_URL``, else the settings file, else
+            ``https://api.letta.com``.
+        api_key: Letta's API key; default ``LETTA_API_KEY``, else the settings file, else
+            :class:`~mcpconnect.MissingApiKeyError` before any request.
+        transport: How the request is sent; default a new
+            :class:`~mcpconnect.transports.Urllib3Transport`. Yours is not closed.
+        timeout: A :class:`~mcpconnect.Timeouts`, a number (the ``total`` limit), or ``None``
+            (connect 10 s, read 60 s, authorization 330 s, total 900 s).
+        settings_path: The settings file instead of ``~/.letta/settings.json``.
+        source: Sent as ``X-Letta-Source`` (Letta picks the OAuth redirect by it).
+
+    Returns:
+        The tools of the ``success`` event, as :class:`~mcpconnect.McpTool` values.
+
+    Raises:
+        McpConnectError: A subclass for everything that goes wrong; see
+            :meth:`Client.connect` for which one when.
     """
     with Client(
         base_url=base_url,
@@ -673,7 +746,26 @@ def stream_events(
     settings_path: str | os.PathLike[str] | None = None,
     source: str | None = "letta-code",
 ) -> EventStream:
-    """A one-shot :meth:`Client.stream_events`. Closing the stream closes its client."""
+    """:func:`connect` as an iterator of events: a one-shot :meth:`Client.stream_events`.
+
+    Args:
+        config: The MCP server, as for :func:`connect`.
+        cancel: As for :func:`connect`.
+        base_url: As for :func:`connect`.
+        api_key: As for :func:`connect`.
+        transport: As for :func:`connect`.
+        timeout: As for :func:`connect`.
+        settings_path: As for :func:`connect`.
+        source: As for :func:`connect`.
+
+    Returns:
+        An :class:`EventStream`; closing it (``with`` block, ``close()``, ``break`` and
+        dropping it) closes the connection and the client made for it.
+
+    Raises:
+        ConfigError: A bad argument or config (and MissingApiKeyError), here; everything
+            else that :func:`connect` raises comes while iterating.
+    """
     client = Client(
         base_url=base_url,
         api_key=api_key,

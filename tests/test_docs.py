@@ -122,3 +122,40 @@ def test_block(
     monkeypatch.setenv("HOME", str(tmp_path))
     exec(code, {"__name__": "__docs__"})
     capsys.readouterr()
+
+
+def _documented(obj: object) -> list[str]:
+    import inspect
+
+    doc = inspect.getdoc(obj) or ""
+    target = obj.__init__ if isinstance(obj, type) else obj  # type: ignore[misc]
+    params = [p for p in inspect.signature(target).parameters if p not in ("self", "kwargs")]
+    return [p for p in params if not re.search(rf"^\s*{p}: ", doc, re.M)]
+
+
+def test_help_lists_every_parameter_of_the_entry_points() -> None:
+    import mcpconnect
+
+    for obj in (
+        mcpconnect.connect,
+        mcpconnect.stream_events,
+        mcpconnect.Client,
+        mcpconnect.Client.connect,
+        mcpconnect.Client.stream_events,
+    ):
+        assert _documented(obj) == [], obj
+
+
+def test_the_aliases_in_public_signatures_are_importable() -> None:
+    import inspect
+
+    import mcpconnect
+
+    aliases = {"ConfigLike", "TimeoutLike", "OnEvent"}
+    seen = set()
+    for obj in (mcpconnect.connect, mcpconnect.stream_events, mcpconnect.Client.connect):
+        for param in inspect.signature(obj).parameters.values():
+            seen |= set(re.findall(r"\b\w+\b", str(param.annotation))) & aliases
+    assert seen == aliases
+    for name in aliases:
+        assert getattr(mcpconnect, name) is getattr(mcpconnect.client, name)
