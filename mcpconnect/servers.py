@@ -348,12 +348,14 @@ def _json(data: bytes, doing: str) -> Any:
         return json.loads(data)
     except ValueError as exc:  # also UnicodeDecodeError
         raise ProtocolError(f"the answer to {doing} is not JSON ({len(data)} bytes)") from exc
+    except RecursionError:  # json nests by recursion: a hostile answer nests deep
+        raise ProtocolError(f"the answer to {doing} is JSON nested too deeply") from None
 
 
 def _detail(data: bytes) -> Any:
     try:
         body = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return body.get("detail") if isinstance(body, dict) else None
 

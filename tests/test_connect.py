@@ -822,3 +822,14 @@ def test_a_wrong_content_type_stays_the_error_whatever_its_body_does(chunks: lis
                         timeout=Timeouts(read=0.1, total=30))
     assert type(outcome) is ProtocolError
     assert str(outcome) == "expected an event stream, got 'text/html': ''"
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_server_answer_nested_too_deeply_is_no_recursion_error(status: int) -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    transport = FakeTransport(FakeResponse(status, {"content-type": "application/json"}, [deep]))
+    with Client(base_url=BASE, api_key=KEY, transport=transport) as client, \
+            pytest.raises(McpConnectError) as info:
+        client.list_servers()
+    expected = ProtocolError if status == 200 else ConnectionFailedError
+    assert type(info.value) is expected
