@@ -313,6 +313,8 @@ class _Watchdog:
             if culprit is not None:
                 self.remove(culprit)
                 culprit._fire(exc)
+            else:
+                time.sleep(CANCEL_POLL_SECONDS)  # not a watch's fault: never restart in a spin
             with self._cond:
                 self._thread = None
                 if self._watches:
