@@ -551,15 +551,24 @@ def _drain(events: EventStream, on_event: OnEvent | None) -> list[McpTool]:
     return events.tools
 
 
-def _run(
+def _open(
     transport: Transport,
     request: Request,
     timeouts: Timeouts,
     cancel: threading.Event | None,
     stopper: _Stopper,
-) -> Generator[McpOauthEvent, None, list[McpTool]]:
-    """The read loop: one request, its chunks through the decoder and the flow."""
+    *,
+    state: str | None = None,
+    started: float | None = None,
+) -> tuple[Watch, Response]:
+    """Send ``request`` under a new watch (cancel and the limits, before the headers too);
+    return the watch, attached to the response. The caller detaches it and closes the
+    response. ``state`` names the step in messages; the ``total`` counts from ``started``."""
     watch = Watch(timeouts, cancel, where(request.url))
+    if state is not None:
+        watch.state = state
+    if started is not None:
+        watch.started = started
     stopper.started(watch)
     stopped = watch.check()
     if stopped is not None:
@@ -574,6 +583,18 @@ def _run(
         watch.detach()
         raise
     watch.attach(response)
+    return watch, response
+
+
+def _run(
+    transport: Transport,
+    request: Request,
+    timeouts: Timeouts,
+    cancel: threading.Event | None,
+    stopper: _Stopper,
+) -> Generator[McpOauthEvent, None, list[McpTool]]:
+    """The read loop: one request, its chunks through the decoder and the flow."""
+    watch, response = _open(transport, request, timeouts, cancel, stopper)
     try:
         flow = ConnectFlow()
         try:

@@ -23,7 +23,6 @@ from typing import Any
 import attrs
 
 from ._timeouts import Timeouts
-from ._watchdog import Watch
 from .client import (
     Client,
     ConfigLike,
@@ -32,7 +31,7 @@ from .client import (
     _check_call,
     _error_body,
     _media_type,
-    _send_timeouts,
+    _open,
     _Stopper,
 )
 from .errors import (
@@ -295,25 +294,11 @@ def _send_json(
         headers["Content-Type"] = "application/json"
         body = json.dumps(payload).encode()
     request = Request(method, client.base_url + path, headers, body)
-    watch = Watch(timeouts, cancel, where(request.url))
-    watch.state = "registering" if method == "POST" else "requesting"  # for the messages
-    if started is not None:
-        watch.started = started
-    stopper.started(watch)
-    stopped = watch.check()
-    if stopped is not None:
-        raise stopped
-    log.debug("%s %s", method, without_userinfo(request.url))
-    transport: Transport = client._transport
-    try:
-        response = transport.send(attrs.evolve(request, watch=watch), _send_timeouts(timeouts))
-    except (McpConnectError, OSError) as exc:
-        watch.detach()
-        raise watch.failure(exc, f"cannot reach {where(request.url)}") from exc
-    except BaseException:
-        watch.detach()
-        raise
-    watch.attach(response)
+    watch, response = _open(
+        client._transport, request, timeouts, cancel, stopper,
+        state="registering" if method == "POST" else "requesting",  # for the messages
+        started=started,
+    )
     try:
         if not 200 <= response.status < 300:  # the status is the error, whatever the body does
             return response.status, _error_body(response, watch).encode()
