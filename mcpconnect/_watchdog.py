@@ -45,7 +45,13 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ._timeouts import Timeouts
-from .errors import ConnectCancelledError, ConnectTimeoutError, McpConnectError, TransportError
+from .errors import (
+    ConnectCancelledError,
+    ConnectTimeoutError,
+    McpConnectError,
+    TransportError,
+    without_userinfo,
+)
 
 __all__ = ["CANCEL_POLL_SECONDS", "Watch"]
 
@@ -181,7 +187,7 @@ class Watch:
             return stopped
         if isinstance(exc, McpConnectError):  # a ConnectTimeoutError is also an OSError
             return exc
-        return TransportError(f"{what}: {exc}")
+        return TransportError(f"{what}: {without_userinfo(str(exc))}")
 
     # --- the limits -----------------------------------------------------------------------
 

@@ -107,6 +107,12 @@ NO_AUTHORIZATION_URL = (
 Limit = Literal["read", "authorization"]
 
 
+def _not_json(name: str) -> Any:
+    # json.loads reads NaN, Infinity and -Infinity, which JSON does not have: a tool schema
+    # holding one would come out of ``--json`` as something no JSON parser reads.
+    raise ProtocolError(f"event data holds {name}, which is not JSON")
+
+
 class ConnectFlow:
     """One connect flow. Feed it with :meth:`receive`; when :attr:`done`, call :meth:`result`.
 
@@ -206,7 +212,7 @@ class ConnectFlow:
         if len(text) < 16 and text.strip() == "[DONE]":
             return None
         try:
-            data: Any = json.loads(text)
+            data: Any = json.loads(text, parse_constant=_not_json)
         except ValueError:
             data = None
         except RecursionError as exc:  # json nests by recursion; this is not "not JSON"

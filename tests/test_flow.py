@@ -488,3 +488,12 @@ def test_connect_passes_repeats_on_and_keeps_the_authorization_limit() -> None:
     assert isinstance(outcome, ConnectTimeoutError)
     assert (outcome.limit, outcome.state) == ("authorization", "waiting_for_auth")
     assert [e.event.value for e in seen] == [CA, CA, OR, AU, WFA, OR, WFA]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(constant: str) -> None:
+    # Python's json reads them; a tool list holding one could not be written back as JSON.
+    flow = flow_in(CA)
+    text = '{"event": "success", "tools": [{"name": "t", "inputSchema": {"max": %s}}]}'
+    with pytest.raises(ProtocolError, match=f"holds {constant}, which is not JSON"):
+        flow.receive(sse(text % constant))

@@ -163,3 +163,12 @@ def test_connects_keep_their_limits_after_a_connect_whose_cancel_raised() -> Non
             config, transport=FakeTransport(silent), timeout=Timeouts(read=0.05), **kwargs,  # type: ignore[arg-type]
         )
     assert info.value.limit == "read"
+
+
+def test_failure_masks_a_password_in_a_transports_error() -> None:
+    # A user's transport may put the URL it could not reach into its OSError.
+    error = Watch(Timeouts(), None).failure(
+        OSError("cannot open https://user:s3cret@h.example/x"), "cannot reach https://h.example"
+    )
+    assert "s3cret" not in str(error)
+    assert str(error) == "cannot reach https://h.example: cannot open https://***@h.example/x"

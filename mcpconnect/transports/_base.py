@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from .._timeouts import Timeouts
+from ..errors import without_userinfo
 
 __all__ = [
     "Request", "Response", "SendWatch", "Transport", "header", "where", "without_userinfo",
@@ -20,17 +21,11 @@ __all__ = [
 
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 # The user-info of URLs anywhere in a text: from "//" to the last "@" before the host ends.
-_USERINFO = re.compile(r"(?<=//)[^\s/?#]*@")
 
 
 def _redacted(headers: Mapping[str, str]) -> str:
     shown = {k: ("***" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
     return repr(shown)
-
-
-def without_userinfo(text: str) -> str:
-    """``text`` with the ``user:password@`` of every URL in it masked. Never raises."""
-    return _USERINFO.sub("***@", text)
 
 
 class SendWatch(Protocol):
