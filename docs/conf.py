@@ -66,13 +66,11 @@ def _missing_reference(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     if target.startswith("mcpconnect."):
         if target.rpartition(".")[2].startswith("_"):
             return contnode  # a private class in a signature (a transport's response): text
-        public = _public_name(target)
-        if public is None or public == target:
-            return None  # an undocumented name of ours: let nitpicky warn
+        public = _public_name(target) or target
+        # "obj" finds any kind of object: a type alias (documented as data) named as a class
         domain = env.get_domain("py")
-        return domain.resolve_xref(
-            env, node["refdoc"], app.builder, node["reftype"], public, node, contnode
-        )
+        return domain.resolve_xref(env, node["refdoc"], app.builder, "obj", public, node, contnode)
+        # None (no such object documented): nitpicky warns
     return contnode  # the standard library, typing, urllib3, attrs: plain text, no warning
 
 
