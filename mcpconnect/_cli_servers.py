@@ -25,6 +25,7 @@ from .cli import (
     _Run,
     _tools_table,
     _UsageError,
+    _write_lines,
 )
 from .errors import (
     DuplicateServerNameError,
@@ -177,8 +178,10 @@ def run_add(
         out.write("\n")
     else:
         width = shutil.get_terminal_size().columns
-        out.write(table(("SERVER", "ID"), [(server.server_name, server.id)], width, encoding))
-        out.write("\n\n" + _tools_table(server.tools or (), width, encoding) + "\n")
+        _write_lines(out, table(("SERVER", "ID"), [(server.server_name, server.id)], width,
+                                encoding))
+        out.write("\n")
+        _write_lines(out, _tools_table(server.tools or (), width, encoding))
     out.flush()
     run.status = EXIT_OK
     return EXIT_OK
@@ -205,8 +208,8 @@ def _cmd_servers(args: argparse.Namespace, out: TextIO, err: TextIO, run: _Run) 
         rows = [(s["id"] or "", s["server_name"] or "", s["type"] or "", s["server_url"] or "")
                 for s in map(_summary, servers)]
         width = shutil.get_terminal_size().columns
-        out.write(table(("ID", "NAME", "TYPE", "URL"), rows, width,
-                        getattr(out, "encoding", None)) + "\n")
+        _write_lines(out, table(("ID", "NAME", "TYPE", "URL"), rows, width,
+                                getattr(out, "encoding", None)))
     out.flush()
     run.status = EXIT_OK
     return EXIT_OK

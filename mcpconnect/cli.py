@@ -261,9 +261,15 @@ def _print_tools(tools: Sequence[McpTool], as_json: bool, out: TextIO) -> None:
         out.write("\n")
     else:
         width = shutil.get_terminal_size().columns
-        for line in _tools_table(tools, width, getattr(out, "encoding", None)).split("\n"):
-            out.write(line + "\n")  # line by line: a closed pipe shows at the next write
+        _write_lines(out, _tools_table(tools, width, getattr(out, "encoding", None)))
     out.flush()
+
+
+def _write_lines(out: TextIO, text: str) -> None:
+    """Write ``text`` and a final newline, a line at a time: a closed pipe then shows at the
+    next write (one large write into a closed pipe can lose the rest with no error)."""
+    for line in text.split("\n"):
+        out.write(line + "\n")
 
 
 def _run_connect(

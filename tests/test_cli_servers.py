@@ -197,3 +197,28 @@ def test_help(env: dict[str, str]) -> None:  # noqa: F811
     assert "example:" in run(["add", "--help"], env).stdout
     top = run(["--help"], env).stdout
     assert all(command in top for command in ("add", "servers", "remove"))
+
+
+def test_add_into_head_ends_quietly(emulator: LettaEmulator, env: dict[str, str]) -> None:  # noqa: F811
+    # The tools table is far more than a pipe holds: the closed pipe must show (exit 141),
+    # not vanish into one large write that loses the rest without an error.
+    emulator.scenario = Scenario(tools=[{"name": f"tool{i:04}", "description": "x" * 40}
+                                        for i in range(5000)])
+    cli_proc = subprocess.Popen(
+        [sys.executable, "-m", "mcpconnect", *add_args(emulator)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        head = subprocess.Popen(["head", "-n", "1"], stdin=cli_proc.stdout,
+                                stdout=subprocess.PIPE, text=True)
+        assert cli_proc.stdout is not None
+        cli_proc.stdout.close()  # head holds the only read end now
+        cli_proc.stdout = None
+        first, _ = head.communicate(timeout=60)
+        _, err = cli_proc.communicate(timeout=60)
+    finally:
+        cli_proc.kill()
+        cli_proc.wait()
+    assert first.split() == ["SERVER", "ID"]
+    assert cli_proc.returncode == 141, err
