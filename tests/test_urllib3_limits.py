@@ -81,7 +81,9 @@ NO_HEADERS: Script = [HoldOpen(timeout=30)]  # reads the request, never answers
 
 def assert_client_closed(server: ScriptedServer, index: int = 0) -> None:
     conn = server.wait_for_connection(index)
-    assert conn.client_closed.wait(5), "the client did not close the connection"
+    # A generous deadline: the test asserts that the client closes, not how fast (on a loaded
+    # machine the server once took longer than 5 s to see it).
+    assert conn.client_closed.wait(20), "the client did not close the connection"
     assert not conn.closed_by_server
 
 
