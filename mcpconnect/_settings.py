@@ -12,17 +12,16 @@ import os
 import pathlib
 import re
 import stat
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+from ._checks import check_header_text, check_http_url
 from .errors import ConfigError, MissingApiKeyError
 from .transports._base import without_userinfo
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "MAX_SETTINGS_BYTES",
-    "check_header_text",
     "default_settings_path",
     "resolve_api_key",
     "resolve_base_url",
@@ -31,8 +30,6 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.letta.com"
 MAX_SETTINGS_BYTES = 8 * 1024 * 1024
 
-# C0 controls, DEL and C1 controls: never in a header value or a URL.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # The ASCII characters a host name may have (others are left to IDNA, in the transport).
 _BAD_HOST_CHAR = re.compile(r"[\x00-\x7f](?<![A-Za-z0-9._~-])")
 
@@ -40,30 +37,6 @@ _BAD_HOST_CHAR = re.compile(r"[\x00-\x7f](?<![A-Za-z0-9._~-])")
 def default_settings_path() -> pathlib.Path:
     """``~/.letta/settings.json``, the file letta-code keeps its settings in."""
     return pathlib.Path.home() / ".letta" / "settings.json"
-
-
-def check_header_text(value: object, what: str, *, secret: bool = False) -> str:
-    """``value`` if it can be sent as an HTTP header value: a string without control
-    characters, of Latin-1 characters (ASCII only for a ``secret``: an API key is ASCII,
-    and a pasted no-break space or quote would only make it wrong). Else a
-    :class:`~mcpconnect.ConfigError` naming ``what`` (and, unless ``secret``, showing the
-    value)."""
-    if not isinstance(value, str):
-        raise ConfigError(f"{what} must be a string, got {type(value).__name__}")
-    shown = "" if secret else f": {value!r}"
-    bad = _CONTROL.search(value)
-    if bad is not None:
-        raise ConfigError(
-            f"{what} contains a control character (U+{ord(bad.group()):04X}){shown}"
-        )
-    highest, charset = (0x7F, "ASCII") if secret else (0xFF, "Latin-1")
-    for char in value:
-        if ord(char) > highest:
-            raise ConfigError(
-                f"{what} contains a character that cannot be sent in an HTTP header "
-                f"(U+{ord(char):04X}, not {charset}; a pasted typographic quote?){shown}"
-            )
-    return value
 
 
 class _Settings:
@@ -154,22 +127,11 @@ def check_base_url(url: object, what: str = "base_url") -> str:
     """``url`` without trailing slashes, if it is an absolute http(s) URL with a host, a
     valid port, and no query, fragment, control character or space. Else a
     :class:`~mcpconnect.ConfigError` naming ``what``; user-info is masked in the message."""
-    if not isinstance(url, str):
-        raise ConfigError(f"{what} must be a string, got {type(url).__name__}")
+    parts = check_http_url(url, what)
+    assert isinstance(url, str)  # check_http_url made sure
     shown = repr(without_userinfo(url))
-    if _CONTROL.search(url) or any(c.isspace() for c in url):
-        raise ConfigError(f"{what} contains a space or a control character: {shown}")
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"{what} is not a valid URL ({exc}): {shown}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{what} must be an absolute http(s) URL, got {shown}")
-    if not _valid_host(parts.netloc.rpartition("@")[2], parts.hostname):
+    if not _valid_host(parts.netloc.rpartition("@")[2], parts.hostname or ""):
         raise ConfigError(f"{what} has an invalid host name: {shown}")
-    if port == 0:
-        raise ConfigError(f"{what} has port 0: {shown}")
     if "?" in url or "#" in url:
         # The API path is appended to the base URL: a query or fragment would swallow it.
         raise ConfigError(f"{what} must not have a query or a fragment, got {shown}")
@@ -223,4 +185,4 @@ def resolve_api_key(
     key, what = _pick(api_key, "api_key", "LETTA_API_KEY", env, settings)
     if key is None:
         raise MissingApiKeyError()
-    return check_header_text(key, f"the API key ({what})", secret=True)
+    return check_header_text(key, f"the API key ({what})", show=False, ascii_only=True)

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._settings import _Settings, check_header_text, resolve_api_key, resolve_base_url
+from ._checks import check_header_text
+from ._settings import _Settings, resolve_api_key, resolve_base_url
 from ._timeouts import Timeouts
 from ._version import __version__
 from ._watchdog import Watch

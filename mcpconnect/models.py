@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import re
-import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, TypeVar, cast
 
@@ -23,6 +22,7 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
+from ._checks import check_header_text, check_http_url, control_char
 from .errors import ConfigError, ProtocolError, without_userinfo
 
 __all__ = [
@@ -99,22 +99,15 @@ class ConnectState(str, enum.Enum):
         return self.value
 
 
-# C0 controls, DEL and C1 controls.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # An HTTP field name (RFC 9110 "token").
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TOKEN_RULE = "a non-empty token of letters, digits and !#$%&'*+-.^_`|~"
 
 
-def _control(value: str) -> str | None:
-    bad = _CONTROL.search(value)
-    return None if bad is None else f"U+{ord(bad.group()):04X}"
-
-
 def _check_name(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"server_name must be a non-empty string, got {value!r}")
-    bad = _control(value)
+    bad = control_char(value)
     if bad:
         raise ConfigError(f"server_name contains a control character ({bad}): {value!r}")
 
@@ -125,37 +118,7 @@ def _check_type(instance: object, attribute: attrs.Attribute[str], value: object
 
 
 def _check_url(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
-    if not isinstance(value, str):
-        raise ConfigError(f"server_url must be a string, got {type(value).__name__}")
-    bad = _control(value) or next((f"U+{ord(c):04X}" for c in value if c.isspace()), None)
-    if bad:  # not shown: a space would end the user-info that the message masks
-        raise ConfigError(f"server_url contains a space or a control character ({bad})")
-    shown = repr(without_userinfo(value))
-    try:
-        parts = urllib.parse.urlsplit(value)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"server_url is not a valid URL ({exc}): {shown}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"server_url must be an absolute http(s) URL, got {shown}")
-    if port == 0:
-        raise ConfigError(f"server_url has port 0: {shown}")
-
-
-def _check_header_value(what: str, value: object) -> None:
-    """A header value that can be sent: a string of Latin-1 characters, no controls. The
-    value is never shown (it may be a secret)."""
-    if not isinstance(value, str):
-        raise ConfigError(f"{what} must be a string, got {type(value).__name__}")
-    bad = _control(value)
-    if bad:
-        raise ConfigError(f"{what} contains a control character ({bad})")
-    wide = next((c for c in value if ord(c) > 0xFF), None)
-    if wide is not None:
-        raise ConfigError(
-            f"{what} contains a character that cannot be sent in an HTTP header "
-            f"(U+{ord(wide):04X}, not Latin-1; a pasted typographic quote?)"
-        )
+    check_http_url(value, "server_url")
 
 
 def _check_auth_header(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -170,7 +133,7 @@ def _check_auth_header(instance: object, attribute: attrs.Attribute[Any], value:
 def _check_auth_token(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
-    _check_header_value("auth_token", value)
+    check_header_text(value, "auth_token", show=False)
     if getattr(instance, "auth_header", None) is None:
         raise ConfigError(
             "auth_token is set without auth_header: name the header it is sent in "
@@ -190,7 +153,7 @@ def _check_headers(instance: object, attribute: attrs.Attribute[Any], value: obj
                 f"custom_headers: the name of header {index + 1} is not a valid HTTP header "
                 f"name ({_TOKEN_RULE})"
             )
-        _check_header_value(f"custom_headers[{name!r}]", text)
+        check_header_text(text, f"custom_headers[{name!r}]", show=False)
 
 
 def _frozen_headers(value: Any) -> Any:

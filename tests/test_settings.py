@@ -212,12 +212,9 @@ def test_a_bad_base_url_never_shows_its_credentials() -> None:
         ("http://h:abc", "base_url is not a valid URL (Port could not be cast to integer "
                          "value as 'abc'): 'http://h:abc'"),
         ("http://h:0", "base_url has port 0: 'http://h:0'"),
-        ("http://h\x00.example", "base_url contains a space or a control character: "
-                                 "'http://h\\x00.example'"),
-        ("http://h .example/", "base_url contains a space or a control character: "
-                               "'http://h .example/'"),
-        ("http://h.example/\u0085", "base_url contains a space or a control character: "
-                                    "'http://h.example/\\x85'"),
+        ("http://h\x00.example", "base_url contains a space or a control character (U+0000)"),
+        ("http://h .example/", "base_url contains a space or a control character (U+0020)"),
+        ("http://h.example/\u0085", "base_url contains a space or a control character (U+0085)"),
         ("http://h/?t=1", "base_url must not have a query or a fragment, got 'http://h/?t=1'"),
         ("http://h/#f", "base_url must not have a query or a fragment, got 'http://h/#f'"),
         ("http://h?", "base_url must not have a query or a fragment, got 'http://h?'"),
@@ -344,3 +341,12 @@ def test_the_settings_size_limit_is_exact(tmp_path: pathlib.Path, extra: int) ->
             resolve_api_key(None, environ={}, settings_path=path)
     else:
         assert resolve_api_key(None, environ={}, settings_path=path) == "file-key"
+
+
+@pytest.mark.parametrize("url", ["http://user:pa ss@h.example/", "http://user:pa\tss@h.example/"])
+def test_a_base_url_with_a_space_in_its_password_is_not_shown(url: str) -> None:
+    # The mask finds user-info up to the "@"; a space would end it early, so a URL with a
+    # space is not shown at all.
+    with pytest.raises(ConfigError, match="base_url contains a space or a control") as info:
+        mcpconnect.Client(base_url=url, api_key="k", transport=FakeTransport([]))
+    assert "user:" not in str(info.value) and "ss@" not in str(info.value)
