@@ -576,13 +576,11 @@ def test_no_browser_opens_nothing(env: dict[str, str], browser_log: pathlib.Path
 MANY_TOOLS = [{"name": f"tool{i:04}", "description": "x" * 40} for i in range(5000)]
 
 
-@pytest.mark.parametrize("extra", [["--json"], []], ids=["json", "table"])
-def test_output_into_head_ends_quietly(
-    emulator: LettaEmulator, env: dict[str, str], extra: list[str]
-) -> None:
-    emulator.scenario = Scenario(tools=MANY_TOOLS)  # far more output than a pipe holds
+def into_head(args: list[str], env: dict[str, str]) -> tuple[str, int, str]:
+    """Run the CLI with ``args`` into ``head -n 1``: head's output, the CLI's exit status and
+    its stderr."""
     cli_proc = subprocess.Popen(
-        [sys.executable, "-m", "mcpconnect", *connect_args(emulator, *extra)],
+        [sys.executable, "-m", "mcpconnect", *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
         text=True,
     )
@@ -597,8 +595,17 @@ def test_output_into_head_ends_quietly(
     finally:
         cli_proc.kill()
         cli_proc.wait()
+    return first, cli_proc.returncode, err
+
+
+@pytest.mark.parametrize("extra", [["--json"], []], ids=["json", "table"])
+def test_output_into_head_ends_quietly(
+    emulator: LettaEmulator, env: dict[str, str], extra: list[str]
+) -> None:
+    emulator.scenario = Scenario(tools=MANY_TOOLS)  # far more output than a pipe holds
+    first, returncode, err = into_head(connect_args(emulator, *extra), env)
     assert first == ("[\n" if extra else "NAME      DESCRIPTION\n")
-    assert cli_proc.returncode == 141, err
+    assert returncode == 141, err
     assert err.splitlines()[-1] == "Connected: 5000 tools."  # and nothing after it
 
 

@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 import urllib3
-from test_cli import KEY, assert_one_error_line, browser_log, emulator, env, run  # noqa: F401
+from test_cli import (  # noqa: F401
+    KEY,
+    assert_one_error_line,
+    browser_log,
+    emulator,
+    env,
+    into_head,
+    run,
+)
 
 from mcpconnect.testing import DEFAULT_TOOLS, LettaEmulator, Scenario
 
@@ -204,21 +212,6 @@ def test_add_into_head_ends_quietly(emulator: LettaEmulator, env: dict[str, str]
     # not vanish into one large write that loses the rest without an error.
     emulator.scenario = Scenario(tools=[{"name": f"tool{i:04}", "description": "x" * 40}
                                         for i in range(5000)])
-    cli_proc = subprocess.Popen(
-        [sys.executable, "-m", "mcpconnect", *add_args(emulator)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        head = subprocess.Popen(["head", "-n", "1"], stdin=cli_proc.stdout,
-                                stdout=subprocess.PIPE, text=True)
-        assert cli_proc.stdout is not None
-        cli_proc.stdout.close()  # head holds the only read end now
-        cli_proc.stdout = None
-        first, _ = head.communicate(timeout=60)
-        _, err = cli_proc.communicate(timeout=60)
-    finally:
-        cli_proc.kill()
-        cli_proc.wait()
+    first, returncode, err = into_head(add_args(emulator), env)
     assert first.split() == ["SERVER", "ID"]
-    assert cli_proc.returncode == 141, err
+    assert returncode == 141, err
